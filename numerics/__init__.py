@@ -1,0 +1,30 @@
+"""Fast, stable evaluation of the population quantities derived in :mod:`theory`.
+
+Public API (stable)::
+
+    numerics.loss(W, W_star, part)               # part in {"L", "J", "H"} -> float
+    numerics.gradient(W, W_star, part, field)    # field in {"mean", "true"} -> (K, d)
+    numerics.hessian(W, W_star, part, field)     # field in {"true", "mean", "autograd"}
+                                                 #   -> (K*d, K*d), index i*d + k
+
+and the aliases ``mean_field``, ``true_gradient``, ``hessian_of_loss``,
+``jacobian_of_mean_field``, ``expected_autograd_hessian``.  ``W`` is ``(K, d)``,
+``W_star`` is ``(K*, d)`` (NumPy arrays, nested lists or torch tensors); results are NumPy
+float64.  See :mod:`numerics.population` for the conventions.
+"""
+from .population import (
+    expected_autograd_hessian,
+    gradient,
+    hessian,
+    hessian_of_loss,
+    jacobian_of_mean_field,
+    loss,
+    mean_field,
+    true_gradient,
+)
+from .validation import GRADIENT_FIELDS, HESSIAN_FIELDS, PARTS
+
+__all__ = [
+    "loss", "gradient", "hessian", "mean_field", "true_gradient", "hessian_of_loss",
+    "jacobian_of_mean_field", "expected_autograd_hessian", "PARTS", "GRADIENT_FIELDS", "HESSIAN_FIELDS",
+]

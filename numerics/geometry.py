@@ -1,0 +1,103 @@
+"""Norms and angles of all pairs of rows, computed stably.
+
+Angles come from ``atan2`` of a sine and a cosine, never from ``arccos`` of a clipped
+cosine.  For well-separated pairs the sine is ``sqrt((1 - c)(1 + c))`` with ``c`` from
+the Gram matrix (relative error below ``eps / (1 - |c|) <= 1e-13`` there).  For
+near-parallel and near-anti-parallel pairs (``1 - |c| < NEAR``) the Gram entries are
+recomputed **exactly** in integer arithmetic from the float inputs (Lagrange's identity
+``|a|^2 |b|^2 sin^2 = |a|^2 |b|^2 - (a.b)^2``), so that both ``theta`` and
+``psi = pi - theta`` are accurate to a few ulps even at ``theta = 1e-8`` and exact zeros
+(exactly parallel rows) are recognised as such.  Only those pairs are refined.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+NEAR = 1e-3
+
+
+@dataclass(frozen=True)
+class PairGeometry:
+    """Geometry of the pairs ``(A[i], B[j])``: arrays of shape ``(len(A), len(B))``."""
+
+    na: np.ndarray  # (m, 1) norms of the rows of A
+    nb: np.ndarray  # (1, n) norms of the rows of B
+    theta: np.ndarray
+    psi: np.ndarray  # pi - theta, computed directly
+    parallel: np.ndarray  # theta == 0 exactly
+    antiparallel: np.ndarray  # theta == pi exactly
+    cos: np.ndarray
+    sin: np.ndarray
+
+
+def _exact_integers(row: np.ndarray) -> list:
+    """The row as Python integers sharing one power-of-two scale (exact)."""
+    mant, expo = np.frexp(row)
+    nz = mant != 0
+    if not nz.any():
+        return [0] * row.size
+    base = int(expo[nz].min()) - 53
+    return [int(m * 2.0**53) << (int(e) - 53 - base) if m != 0 else 0 for m, e in zip(mant, expo)]
+
+
+def _exact_angles(a: list, b: list) -> tuple:
+    """``(theta, psi, parallel, antiparallel)`` for integer rows ``a``, ``b``, exactly rounded."""
+    aa = sum(x * x for x in a)
+    bb = sum(x * x for x in b)
+    ab = sum(x * y for x, y in zip(a, b))
+    n = aa * bb - ab * ab  # = |a|^2 |b|^2 sin^2(theta) (scaled), exact
+    if n == 0:
+        return (0.0, math.pi, True, False) if ab > 0 else (math.pi, 0.0, False, True)
+    shift = max(0, max(abs(ab).bit_length(), (n.bit_length() + 1) // 2) - 200)
+    y = math.isqrt(n >> (2 * shift))
+    x = ab >> shift if ab >= 0 else -((-ab) >> shift)
+    yf, xf = float(y), float(x)
+    return math.atan2(yf, xf), math.atan2(yf, -xf), False, False
+
+
+def pair_geometry(A: np.ndarray, B: np.ndarray) -> PairGeometry:
+    """Norms and stable angles of every pair ``(A[i], B[j])``; rows must be non-zero."""
+    na = np.linalg.norm(A, axis=1)[:, None]
+    nb = np.linalg.norm(B, axis=1)[None, :]
+    c = (A @ B.T) / na / nb
+    c = np.clip(c, -1.0, 1.0)  # only to keep sqrt real below; angles use atan2, not arccos
+    s = np.sqrt((1.0 - c) * (1.0 + c))
+    th = np.arctan2(s, c)
+    ps = np.arctan2(s, -c)
+    par = np.zeros(c.shape, dtype=bool)
+    anti = np.zeros(c.shape, dtype=bool)
+    near = np.argwhere(1.0 - np.abs(c) < NEAR)
+    if len(near):
+        cache_a, cache_b = {}, {}
+        for i, j in near:
+            ia = cache_a.setdefault(i, _exact_integers(A[i]))
+            jb = cache_b.setdefault(j, _exact_integers(B[j]))
+            th[i, j], ps[i, j], par[i, j], anti[i, j] = _exact_angles(ia, jb)
+        sub = tuple(near.T)
+        s[sub] = np.sin(th[sub])
+        c[sub] = np.where(th[sub] < ps[sub], np.cos(th[sub]), -np.cos(ps[sub]))
+    return PairGeometry(na=na, nb=nb, theta=th, psi=ps, parallel=par, antiparallel=anti, cos=c, sin=s)
+
+
+def plane_directions(A: np.ndarray, B: np.ndarray, geo: PairGeometry) -> tuple:
+    """``e1[i] = A[i]/|A[i]|`` and ``e2[i, j]``, the unit vector of ``B[j]`` orthogonal to ``A[i]``.
+
+    ``e2`` is computed as ``(b^ - a^) + 2 sin^2(theta/2) a^`` (or the anti-parallel analogue)
+    to avoid cancellation, and set to zero for exactly (anti-)parallel pairs, where every
+    object this project evaluates either has a vanishing ``e2`` coefficient or raises.
+    """
+    ah = A / geo.na
+    bh = B / geo.nb.T
+    small = (geo.theta <= geo.psi)[:, :, None]
+    half_t = 2.0 * np.sin(geo.theta / 2) ** 2
+    half_p = 2.0 * np.sin(geo.psi / 2) ** 2
+    u_small = (bh[None, :, :] - ah[:, None, :]) + half_t[:, :, None] * ah[:, None, :]
+    u_large = (bh[None, :, :] + ah[:, None, :]) - half_p[:, :, None] * ah[:, None, :]
+    u = np.where(small, u_small, u_large)
+    norm = np.linalg.norm(u, axis=2, keepdims=True)
+    degenerate = (geo.parallel | geo.antiparallel)[:, :, None] | (norm == 0)
+    e2 = np.where(degenerate, 0.0, u / np.where(norm == 0, 1.0, norm))
+    return ah, e2

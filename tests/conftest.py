@@ -1,0 +1,30 @@
+"""Shared test settings and helpers.
+
+Hypothesis runs derandomised (same examples every run, so CI is reproducible) with no
+per-example deadline (the first call of each object compiles SymPy expressions).
+"""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci")
+
+
+def assert_close(actual, expected, *, rtol, atol=0.0, what=""):
+    """Entry-wise ``|a - e| <= atol + rtol |e|``; on failure names the worst entry and both norms."""
+    a = np.asarray(actual, dtype=float)
+    e = np.asarray(expected, dtype=float)
+    assert a.shape == e.shape, f"{what}: shape {a.shape} != {e.shape}"
+    err = np.abs(a - e)
+    bound = atol + rtol * np.abs(e)
+    if not np.all(err <= bound):
+        idx = np.unravel_index(np.argmax(err - bound), err.shape)
+        rel_fro = np.linalg.norm(a - e) / max(np.linalg.norm(e), 1e-300)
+        pytest.fail(
+            f"{what}: entry {idx}: actual {a[idx]!r}, expected {e[idx]!r}, |diff| {err[idx]:.3e} > "
+            f"bound {bound[idx]:.3e} (rtol {rtol}, atol {atol}); relative Frobenius error {rel_fro:.3e}, "
+            f"max abs error {err.max():.3e}"
+        )

@@ -1,0 +1,24 @@
+"""Symbolic theory: population losses, gradient fields and Hessians, derived with SymPy.
+
+Modules:
+
+* :mod:`theory.kernels` — arc-cosine kernel forms from the Gaussian integral (polar
+  coordinates in the plane of two rows), checked against Cho & Saul's closed forms.
+* :mod:`theory.calculus` — vector calculus through the invariants (norms, angle) of a pair.
+* :mod:`theory.pairs` — the pair terms of every object: loss kernels, mean field, true
+  gradient, their Jacobians, the expected autograd Hessian; stable rewrites and proofs.
+* :mod:`theory.population` — the K-node population quantities as signed sums of pair terms.
+* :mod:`theory.paper` — the paper's single-node Hessian formulas and which object each is.
+* :mod:`theory.explicit` — component-wise checks in ``d = 2, 3``.
+* :mod:`theory.expansions` — series about the degenerate angles (for stable numerics).
+* :mod:`theory.formulas` — LaTeX of every object and the ``formulas`` report section.
+* :mod:`theory.cache` — the one cache of expensive derivations.
+
+Fields: ``"mean"`` is ``E_x[grad_W l]`` (autograd's per-sample gradient, averaged), ``"true"``
+is ``grad_W E_x[l]``.  Hessians: ``"true"``, ``"mean"`` (Jacobian of the mean field),
+``"autograd"`` (expected per-sample autograd Hessian).  See THEORY.md of the project.
+"""
+from . import calculus, kernels, pairs
+from .symbols import n_a, n_b, psi, theta
+
+__all__ = ["kernels", "calculus", "pairs", "n_a", "n_b", "theta", "psi"]
