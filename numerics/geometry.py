@@ -58,8 +58,12 @@ def _exact_angles(a: list, b: list) -> tuple:
     return math.atan2(yf, xf), math.atan2(yf, -xf), False, False
 
 
-def pair_geometry(A: np.ndarray, B: np.ndarray) -> PairGeometry:
-    """Norms and stable angles of every pair ``(A[i], B[j])``; rows must be non-zero."""
+def pair_geometry(A: np.ndarray, B: np.ndarray, shared_prefix: bool = False) -> PairGeometry:
+    """Norms and stable angles of every pair ``(A[i], B[j])``; rows must be non-zero.
+
+    ``shared_prefix=True`` declares ``A[i] is B[i]``: those self pairs get ``theta = 0``
+    exactly (flagged parallel) without the exact-arithmetic refinement.
+    """
     na = np.linalg.norm(A, axis=1)[:, None]
     nb = np.linalg.norm(B, axis=1)[None, :]
     c = (A @ B.T) / na / nb
@@ -69,7 +73,13 @@ def pair_geometry(A: np.ndarray, B: np.ndarray) -> PairGeometry:
     ps = np.arctan2(s, -c)
     par = np.zeros(c.shape, dtype=bool)
     anti = np.zeros(c.shape, dtype=bool)
-    near = np.argwhere(1.0 - np.abs(c) < NEAR)
+    is_self = np.zeros(c.shape, dtype=bool)
+    if shared_prefix:
+        idx = np.arange(len(A))
+        is_self[idx, idx] = True
+        th[is_self], ps[is_self], s[is_self], c[is_self] = 0.0, math.pi, 0.0, 1.0
+        par |= is_self
+    near = np.argwhere((1.0 - np.abs(c) < NEAR) & ~is_self)
     if len(near):
         cache_a, cache_b = {}, {}
         for i, j in near:

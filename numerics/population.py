@@ -126,12 +126,13 @@ def _stack(W, W_star):
     return Z, signs
 
 
-def _match(geo, K: int) -> list:
+def _match(theta: np.ndarray, K: int) -> list:
     """Greedy one-to-one matching of students to teachers closer than ``SWITCH`` radians.
 
-    ``geo`` is the geometry of ``(W, Z)``; returns ``[(j, p)]`` with ``p >= K`` a row of ``Z``.
+    ``theta`` holds the angles of ``(W, Z)`` (``K`` rows at least); returns ``[(j, p)]`` with
+    ``p >= K`` a row of ``Z``.
     """
-    th = geo.theta[:, K:]
+    th = theta[:K, K:]
     cand = np.argwhere(th < SWITCH)
     order = np.argsort(th[tuple(cand.T)], kind="stable") if len(cand) else []
     used_s, used_t, out = set(), set(), []
@@ -185,17 +186,17 @@ def _loss(W, W_star, part: str) -> float:
     obj = _loss_object(part)
     Z, s = _stack(W, W_star)
     K = len(W)
-    geo = pair_geometry(Z, Z)
+    geo = pair_geometry(Z, Z, shared_prefix=True)
     terms = 0.5 * np.outer(s, s) * _evaluate(obj["f"], geo)
     norms = geo.na[:, 0]
     np.fill_diagonal(terms, 0.5 * obj["self_coef"] * norms**2)
     extra = []
-    for j, p in _match(pair_geometry(W, Z), K):
+    for j, p in _match(geo.theta, K):
         terms[j, j] = terms[p, p] = terms[j, p] = terms[p, j] = 0.0
         dn = _norm_difference(Z[j], Z[p])
         rest = obj["rest"](norms[j], norms[p], geo.theta[j, p], geo.psi[j, p])
         extra += [dn * dn / 4, float(rest)]
-    return math.fsum(list(terms.ravel()) + extra)
+    return math.fsum(terms.ravel().tolist() + extra)
 
 
 def gradient(W, W_star, part: str, field: str) -> np.ndarray:
@@ -217,14 +218,14 @@ def _gradient(W, W_star, part, field) -> np.ndarray:
     obj = _vector_object(part, field)
     Z, s = _stack(W, W_star)
     K = len(W)
-    geo = pair_geometry(W, Z)
+    geo = pair_geometry(W, Z, shared_prefix=True)
     off = np.ones(geo.theta.shape, dtype=bool)
     off[np.arange(K), np.arange(K)] = False
     _raise_if_missing(obj, geo, off, f"true gradient of {part}", _namer(K))
     alpha = _evaluate(obj["alpha"], geo, off) * s
     beta = _evaluate(obj["beta"], geo, off) * s
     diff = W.copy()
-    for j, p in _match(geo, K):
+    for j, p in _match(geo.theta, K):
         args = (geo.na[j, 0], geo.nb[0, p], geo.theta[j, p], geo.psi[j, p])
         alpha[j, p] = obj["rho_alpha"](*args)
         beta[j, p] = obj["rho_beta"](*args)
@@ -265,7 +266,7 @@ def _hessian(W, W_star, part, field) -> np.ndarray:
     obj = _hessian_object(part, field)
     Z, s = _stack(W, W_star)
     K, d = W.shape
-    geo = pair_geometry(W, Z)
+    geo = pair_geometry(W, Z, shared_prefix=True)
     e1, e2 = plane_directions(W, Z, geo)
     names = _namer(K)
     what = {"true": f"true Hessian of {part}", "mean": f"Jacobian of the mean field of {part}",
