@@ -1,0 +1,484 @@
+"""Monte-Carlo witness in PyTorch: sample means and standard errors of the losses and fields.
+
+Independent of the closed forms: it shares with :mod:`theory` / :mod:`numerics.population`
+only the definitions of the network and the per-sample losses (THEORY.md),
+
+    g(x; W) = sum_j relu(w_j . x),   l_L = (g - g*)^2 / 2,   l_J = |grad_x g - grad_x g*|^2 / 2,
+
+with ``x ~ N(0, I_d)``.  Per-sample gradients in ``W`` come in two forms that must agree
+sample by sample: real autograd on the network (:func:`per_sample_gradients_autograd`,
+``grad_x g`` with ``create_graph=True`` then backward to ``W`` — what practitioners compute)
+and the closed per-sample expression (:func:`per_sample_gradients_closed`, used for speed):
+
+    d l_L / d w_j = (g - g*) 1{w_j.x > 0} x,      d l_J / d w_j = 1{w_j.x > 0} (grad_x g - grad_x g*).
+
+Their average is the **mean field** (not the true gradient; THEORY.md).  The true gradient
+has its own witness, central differences of the MC loss with common random numbers
+(:func:`true_gradient_fd`), and the expected autograd Hessian too (:func:`autograd_hessian_mc`).
+
+Streaming: samples are drawn in chunks from one seeded ``torch.Generator``; per chunk, sums
+and sums of squares about a fixed shift (the first chunk's mean) are accumulated, so memory
+is bounded by the chunk and the variance has no catastrophic cancellation (relative error
+``~ eps (1 + mean^2/var)``).  Same seed, device, dtype and chunk size give the same numbers.
+
+``method="subspace"`` samples only the coordinates of ``x`` in ``span(W, W*)`` (dimension
+``m <= K + K*``) and integrates the orthogonal part exactly (Rao-Blackwell): every
+per-sample quantity depends on ``x`` only through that span except the factor ``x`` in
+``d l_L / d w_j``, whose conditional mean given the span coordinates is their embedding.
+Exact in expectation; variance and cost no longer grow with ``d``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .validation import PARTS, as_rows
+
+METHODS = ("plain", "subspace")
+_SECONDS_BEFORE_PROGRESS = 2.0
+
+
+@dataclass(frozen=True)
+class MCEstimate:
+    """Sample means and standard errors after ``n`` samples.
+
+    ``loss[part]`` / ``loss_se[part]``: floats for ``part`` in ``L, J, H``;
+    ``mean_field[part]`` / ``mean_field_se[part]``: ``(K, d)`` arrays (the mean field
+    ``E_x[grad_W l]``).  The standard error is ``sqrt(sample variance / n)``.
+    """
+
+    n: int
+    loss: dict
+    loss_se: dict
+    mean_field: dict
+    mean_field_se: dict
+    method: str
+    seed: int
+    device: str
+    dtype: str
+    seconds: float = field(default=0.0, compare=False)
+
+    def z_scores(self, closed_loss: dict, closed_mean_field: dict) -> dict:
+        """``(estimate - closed) / se`` per key (``"L"``, ``"mean_field/L"``, ...)."""
+        out = {}
+        for p in PARTS:
+            out[p] = (self.loss[p] - closed_loss[p]) / self.loss_se[p]
+            out[f"mean_field/{p}"] = (self.mean_field[p] - closed_mean_field[p]) / self.mean_field_se[p]
+        return out
+
+
+# ----------------------------------------------------------------------------- set-up and checks
+def resolve_device(device) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but no CUDA GPU is available")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda'; got {device!r}")
+    return dev
+
+
+def _checkpoints(n_samples) -> list:
+    seq = [n_samples] if isinstance(n_samples, (int, np.integer)) else list(n_samples)
+    if not seq:
+        raise ValueError("n_samples is an empty sequence")
+    for n in seq:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise ValueError(f"n_samples must be a positive integer or a sequence of them; got {n!r}")
+        if n <= 1:
+            raise ValueError(f"n_samples must be at least 2 (a standard error needs two samples); got {n}")
+    if any(b <= a for a, b in zip(seq, seq[1:])):
+        raise ValueError(f"checkpoints in n_samples must be strictly increasing; got {seq}")
+    return [int(n) for n in seq]
+
+
+def _available_bytes(dev: torch.device) -> int:
+    if dev.type == "cuda":
+        return int(torch.cuda.mem_get_info(dev)[0])
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _bytes_per_sample(K: int, P: int, width: int, itemsize: int) -> int:
+    # X (n x width), pre/act/ind/u (n x P each), V, T and their squares (n x width each), slack
+    return itemsize * (6 * width + 5 * P + 2 * K + 8)
+
+
+def _chunk_size(chunk_size, n_max, K, P, width, dtype, dev) -> int:
+    item = torch.finfo(dtype).bits // 8
+    per = _bytes_per_sample(K, P, width, item)
+    avail = _available_bytes(dev)
+    if chunk_size is None:
+        budget = min(avail // 4, (2 << 30) if dev.type == "cuda" else (256 << 20))
+        return int(max(1, min(n_max, budget // per)))
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
+    if chunk_size * per > avail // 2:
+        raise ValueError(
+            f"chunk_size={chunk_size} needs about {chunk_size * per / 2**30:.1f} GiB, more than half the "
+            f"{avail / 2**30:.1f} GiB available on {dev}; choose a smaller chunk"
+        )
+    return int(chunk_size)
+
+
+def _setup(W, W_star, device, dtype):
+    W = as_rows(W, "W")
+    W_star = as_rows(W_star, "W_star")
+    if W.shape[1] != W_star.shape[1]:
+        raise ValueError(f"W has d = {W.shape[1]} but W_star has d = {W_star.shape[1]}")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
+    dev = resolve_device(device)
+    Z = torch.as_tensor(np.vstack([W, W_star]), dtype=dtype, device=dev)
+    s = torch.cat([torch.ones(len(W)), -torch.ones(len(W_star))]).to(dtype=dtype, device=dev)
+    return Z, s, len(W), dev
+
+
+def span_basis(Z: torch.Tensor) -> torch.Tensor:
+    """Orthonormal basis ``Q`` (``d x m``) of the row span of ``Z`` (rank-revealing SVD)."""
+    U, S, Vh = torch.linalg.svd(Z, full_matrices=False)
+    tol = S.max() * max(Z.shape) * torch.finfo(Z.dtype).eps
+    return Vh[S > tol].T.contiguous()
+
+
+# ----------------------------------------------------------------------------- per-chunk statistics
+def _chunk_stats(Y, Zy, s, K, Q):
+    """Per-chunk sums and sums of squares of every per-sample statistic.
+
+    ``Y``: samples (``n x width``): ``x`` itself (``Q is None``) or its span coordinates.
+    ``Zy``: rows in the same coordinates.  Returns ``{key: (sum, sum_of_squares)}`` with
+    keys ``loss/L`` ... and ``grad/L`` ... (``grad`` in the coordinates of ``Y``; the caller
+    maps subspace coordinates back with ``Q``).
+    """
+    pre = Y @ Zy.T
+    ind = (pre > 0).to(Y.dtype)
+    r = torch.relu(pre) @ s  # g - g*
+    u = ind * s
+    V = u @ Zy  # grad_x g - grad_x g*
+    lL = 0.5 * r * r
+    lJ = 0.5 * (V * V).sum(1)
+    lH = lL + lJ
+    indW = ind[:, :K]
+    rW = r[:, None] * indW
+    T = r[:, None] * Y + V
+    out = {}
+    for key, l in (("loss/L", lL), ("loss/J", lJ), ("loss/H", lH)):
+        out[key] = (l.sum(), (l * l).sum())
+    if Q is None:
+        out["grad/L"] = (rW.T @ Y, (rW * r[:, None]).T @ (Y * Y))
+        out["grad/J"] = (indW.T @ V, indW.T @ (V * V))
+        out["grad/H"] = (indW.T @ T, indW.T @ (T * T))
+    else:  # second moments as K x m x m matrices, mapped to the diagonal of Q M Q^T later
+        out["grad/L"] = (rW.T @ Y, torch.einsum("nj,na,nb->jab", rW * r[:, None], Y, Y))
+        out["grad/J"] = (indW.T @ V, torch.einsum("nj,na,nb->jab", indW, V, V))
+        out["grad/H"] = (indW.T @ T, torch.einsum("nj,na,nb->jab", indW, T, T))
+    return out
+
+
+class _Accumulator:
+    """Running sums over chunks.
+
+    Elementwise statistics keep shifted sums ``S1 = sum (g - c)``, ``S2 = sum (g - c)^2`` with
+    ``c`` the first chunk's mean; the subspace gradients keep raw first moments (``K x m``) and
+    second-moment matrices (``K x m x m``), whose diagonal in ``d`` coordinates is formed at the end.
+    """
+
+    def __init__(self, Q):
+        self.n = 0
+        self.Q = Q
+        self.shift, self.s1, self.s2 = {}, {}, {}
+
+    def _raw(self, key: str) -> bool:
+        return self.Q is not None and key.startswith("grad")
+
+    def add(self, stats: dict, n: int) -> None:
+        for key, (sm, sq) in stats.items():
+            if key not in self.s1:
+                self.shift[key] = None if self._raw(key) else (sm / n).clone()
+                self.s1[key] = torch.zeros_like(sm)
+                self.s2[key] = torch.zeros_like(sq)
+            if self._raw(key):
+                self.s1[key] += sm
+                self.s2[key] += sq
+            else:
+                c = self.shift[key]
+                self.s1[key] += sm - n * c
+                self.s2[key] += sq - 2 * c * sm + n * c * c
+        self.n += n
+
+
+def _finish(acc: _Accumulator, Q, meta) -> MCEstimate:
+    n = acc.n
+    loss, loss_se, mf, mf_se = {}, {}, {}, {}
+    for p in PARTS:
+        key = f"loss/{p}"
+        c, s1, s2 = acc.shift[key], acc.s1[key], acc.s2[key]
+        mean = c + s1 / n
+        var = torch.clamp((s2 - s1 * s1 / n) / (n - 1), min=0)
+        loss[p] = float(mean)
+        loss_se[p] = float(torch.sqrt(var / n))
+        key = f"grad/{p}"
+        if Q is None:
+            c, s1, s2 = acc.shift[key], acc.s1[key], acc.s2[key]
+            mean = c + s1 / n
+            var = torch.clamp((s2 - s1 * s1 / n) / (n - 1), min=0)
+        else:
+            first = acc.s1[key] / n  # K x m, span coordinates
+            second = acc.s2[key] / n  # K x m x m
+            mean = first @ Q.T
+            # E[g_k^2] = diag(Q M Q^T)_k, var = (E g^2 - mean^2) * n/(n-1): moments in the span are
+            # O(1) with O(1) variance here, so the raw-moment form loses no significant digits
+            m2 = torch.einsum("ka,jab,kb->jk", Q, second, Q)
+            var = torch.clamp((m2 - mean * mean) * n / (n - 1), min=0)
+        mf[p] = mean.detach().cpu().numpy().astype(np.float64)
+        mf_se[p] = torch.sqrt(var / n).detach().cpu().numpy().astype(np.float64)
+    return MCEstimate(n=n, loss=loss, loss_se=loss_se, mean_field=mf, mean_field_se=mf_se, **meta)
+
+
+def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progress) -> Iterator[MCEstimate]:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer; got {seed!r}")
+    Z, s, K, dev = _setup(W, W_star, device, dtype)
+    Q = span_basis(Z) if method == "subspace" else None
+    Zy = Z if Q is None else Z @ Q
+    width = Zy.shape[1]
+    chunk = _chunk_size(chunk_size, checkpoints[-1], K, len(Z), width, dtype, dev)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(seed))
+    meta = {"method": method, "seed": int(seed), "device": str(dev), "dtype": str(dtype).replace("torch.", "")}
+    acc = _Accumulator(Q)
+    bar = None
+    start = time.perf_counter()
+    try:
+        for target in checkpoints:
+            while acc.n < target:
+                c = min(chunk, target - acc.n)
+                Y = torch.randn((c, width), generator=gen, device=dev, dtype=dtype)
+                acc.add(_chunk_stats(Y, Zy, s, K, Q), c)
+                if bar is None and progress is not False:
+                    elapsed = time.perf_counter() - start
+                    expected = elapsed * checkpoints[-1] / acc.n
+                    if progress or expected > _SECONDS_BEFORE_PROGRESS:
+                        from tqdm.auto import tqdm
+
+                        bar = tqdm(total=checkpoints[-1], initial=acc.n, unit="sample", unit_scale=True,
+                                   desc=f"Monte-Carlo ({method}, {dev})")
+                elif bar is not None:
+                    bar.update(c)
+            est = _finish(acc, Q, meta)
+            yield MCEstimate(**{**est.__dict__, "seconds": time.perf_counter() - start})
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def monte_carlo(W, W_star, n_samples, *, seed: int, device=None, dtype=torch.float64, method: str = "plain",
+                chunk_size: int | None = None, progress: bool | None = None):
+    """Monte-Carlo means and standard errors of ``L, J, H`` and their mean fields.
+
+    ``n_samples``: an integer (returns one :class:`MCEstimate`) or a strictly increasing
+    sequence of checkpoints (returns an iterator of running estimates, one per checkpoint,
+    from one stream of samples).  ``device``: ``None`` (GPU when present, else CPU),
+    ``"cpu"`` or ``"cuda"``.  ``method``: ``"plain"`` or ``"subspace"`` (Rao-Blackwellised,
+    see the module docstring).  ``chunk_size``: samples per chunk (default: from a memory
+    budget).  ``progress``: ``None`` shows a progress bar when the run is expected to take more
+    than a few seconds.  Every argument is checked before any sampling starts.
+    """
+    checkpoints = _checkpoints(n_samples)
+    it = _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progress)
+    if isinstance(n_samples, (int, np.integer)):
+        return next(iter(it))
+    first = next(it)  # run the checks (and the first stretch) now, not at the first next()
+
+    def chained():
+        yield first
+        yield from it
+
+    return chained()
+
+
+# ----------------------------------------------------------------------------- per-sample objects
+def _network(W: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``g(x; W) = sum_j relu(w_j . x)`` for a batch ``x`` (``n x d``)."""
+    return torch.relu(x @ W.T).sum(-1)
+
+
+def per_sample_losses(W: torch.Tensor, W_star: torch.Tensor, x: torch.Tensor) -> dict:
+    """``l_L, l_J, l_H`` per sample, with ``grad_x g`` from autograd (``create_graph=True``).
+
+    Differentiable in ``W``: what a practitioner's Sobolev loss is.
+    """
+    x = x.detach().requires_grad_(True)
+    g = _network(W, x)
+    g_star = _network(W_star, x)
+    (dg,) = torch.autograd.grad(g.sum(), x, create_graph=True)
+    (dg_star,) = torch.autograd.grad(g_star.sum(), x, create_graph=False)
+    lL = 0.5 * (g - g_star.detach()) ** 2
+    lJ = 0.5 * ((dg - dg_star.detach()) ** 2).sum(-1)
+    return {"L": lL, "J": lJ, "H": lL + lJ}
+
+
+def per_sample_gradients_autograd(W, W_star, x, part: str) -> torch.Tensor:
+    """``d l_part / d W`` for every sample (``n x K x d``) by real autograd on the network.
+
+    Each sample gets its own copy of ``W`` so that one backward pass returns the per-sample
+    gradients; ``grad_x g`` is taken with ``create_graph=True`` and then differentiated in ``W``.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+    x = torch.as_tensor(x)
+    W = torch.as_tensor(W, dtype=x.dtype, device=x.device)
+    W_star = torch.as_tensor(W_star, dtype=x.dtype, device=x.device)
+    Wb = W.expand(len(x), *W.shape).clone().requires_grad_(True)
+    xg = x.detach().clone().requires_grad_(True)
+    g = torch.relu(torch.einsum("nkd,nd->nk", Wb, xg)).sum(-1)
+    g_star = torch.relu(xg @ W_star.T).sum(-1)
+    (dg,) = torch.autograd.grad(g.sum(), xg, create_graph=True)
+    (dg_star,) = torch.autograd.grad(g_star.sum(), xg, create_graph=True)
+    lL = 0.5 * (g - g_star) ** 2
+    lJ = 0.5 * ((dg - dg_star) ** 2).sum(-1)
+    loss = {"L": lL, "J": lJ, "H": lL + lJ}[part]
+    (grad,) = torch.autograd.grad(loss.sum(), Wb)
+    return grad.detach()
+
+
+def per_sample_gradients_closed(W, W_star, x, part: str) -> torch.Tensor:
+    """The closed per-sample expression of ``d l_part / d W`` (``n x K x d``), used for speed."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+    x = torch.as_tensor(x)
+    W = torch.as_tensor(W, dtype=x.dtype, device=x.device)
+    W_star = torch.as_tensor(W_star, dtype=x.dtype, device=x.device)
+    pre, pre_s = x @ W.T, x @ W_star.T
+    ind, ind_s = (pre > 0).to(x.dtype), (pre_s > 0).to(x.dtype)
+    r = torch.relu(pre).sum(-1) - torch.relu(pre_s).sum(-1)
+    V = ind @ W - ind_s @ W_star
+    gL = (r[:, None] * ind)[:, :, None] * x[:, None, :]
+    gJ = ind[:, :, None] * V[:, None, :]
+    return {"L": gL, "J": gJ, "H": gL + gJ}[part]
+
+
+def true_gradient_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: float = 1e-2, device=None,
+                     dtype=torch.float64, chunk_size: int = 100_000) -> tuple:
+    """Witness of the **true** gradient: central differences of the MC loss, common random numbers.
+
+    For each coordinate ``(i, k)``, the per-sample differences
+    ``(l(x; W + h|w_i| e_ik) - l(x; W - h|w_i| e_ik)) / (2 h |w_i|)`` on the *same* samples are
+    averaged; returns ``(estimate, standard_error)`` as ``(K, d)`` arrays.  Unbiased for the
+    central difference of the population loss, which differs from the true gradient by
+    ``O(h^2)`` where the loss is smooth; the indicator jumps of ``l_J`` inside the step are
+    what carry the boundary term that the mean field lacks.  Cost: ``2 K d`` loss evaluations
+    per sample: meant for small ``K d``.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+    n = _checkpoints(n_samples)[-1]
+    Z, s, K, dev = _setup(W, W_star, device, dtype)
+    Wt, Ws = Z[:K], Z[K:]
+    d = Wt.shape[1]
+    steps = h * torch.linalg.norm(Wt, dim=1)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(seed))
+    s1 = torch.zeros(K, d, dtype=dtype, device=dev)
+    s2 = torch.zeros(K, d, dtype=dtype, device=dev)
+    done = 0
+    while done < n:
+        c = min(chunk_size, n - done)
+        x = torch.randn((c, d), generator=gen, device=dev, dtype=dtype)
+        for i in range(K):
+            for k in range(d):
+                E = torch.zeros_like(Wt)
+                E[i, k] = steps[i]
+                with torch.no_grad():
+                    diff = (_closed_losses(Wt + E, Ws, x)[part] - _closed_losses(Wt - E, Ws, x)[part]) / (2 * steps[i])
+                s1[i, k] += diff.sum()
+                s2[i, k] += (diff * diff).sum()
+        done += c
+    mean = s1 / n
+    var = torch.clamp((s2 - n * mean * mean) / (n - 1), min=0)
+    return mean.cpu().numpy().astype(np.float64), torch.sqrt(var / n).cpu().numpy().astype(np.float64)
+
+
+def _closed_losses(W, W_star, x) -> dict:
+    pre, pre_s = x @ W.T, x @ W_star.T
+    r = torch.relu(pre).sum(-1) - torch.relu(pre_s).sum(-1)
+    V = (pre > 0).to(x.dtype) @ W - (pre_s > 0).to(x.dtype) @ W_star
+    lL = 0.5 * r * r
+    lJ = 0.5 * (V * V).sum(-1)
+    return {"L": lL, "J": lJ, "H": lL + lJ}
+
+
+def autograd_hessian_mc(W, W_star, part: str, n_samples: int, *, seed: int, device=None,
+                        dtype=torch.float64, chunk_size: int = 20_000) -> tuple:
+    """Witness of the **expected autograd Hessian**: mean and standard error, ``(K d, K d)``.
+
+    Per sample, autograd's Hessian of ``l_L`` in ``W`` has blocks ``1{w_j.x>0} 1{w_l.x>0} x x^T``
+    (``sigma'' = 0``) and that of ``l_J`` has ``1{w_j.x>0} 1{w_l.x>0} I``;
+    :func:`per_sample_autograd_hessian` computes it with ``torch.func.hessian`` to check this.
+    Meant for small ``K d``.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+    n = _checkpoints(n_samples)[-1]
+    Z, s, K, dev = _setup(W, W_star, device, dtype)
+    d = Z.shape[1]
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(seed))
+    eye = torch.eye(d, dtype=dtype, device=dev)
+    s1 = torch.zeros(K, d, K, d, dtype=dtype, device=dev)
+    s2 = torch.zeros_like(s1)
+    done = 0
+    while done < n:
+        c = min(chunk_size, n - done)
+        x = torch.randn((c, d), generator=gen, device=dev, dtype=dtype)
+        ind = (x @ Z[:K].T > 0).to(dtype)
+        hL = torch.einsum("nj,nl,nd,ne->njdle", ind, ind, x, x)
+        hJ = torch.einsum("nj,nl,de->njdle", ind, ind, eye)
+        hs = {"L": hL, "J": hJ, "H": hL + hJ}[part]
+        s1 += hs.sum(0)
+        s2 += (hs * hs).sum(0)
+        done += c
+    mean = s1 / n
+    var = torch.clamp((s2 - n * mean * mean) / (n - 1), min=0)
+    shape = (K * d, K * d)
+    return (mean.reshape(shape).cpu().numpy().astype(np.float64),
+            torch.sqrt(var / n).reshape(shape).cpu().numpy().astype(np.float64))
+
+
+def per_sample_autograd_hessian(W, W_star, x_single, part: str) -> torch.Tensor:
+    """``torch.func.hessian`` of one sample's loss in ``W`` (``K d x K d``), through ``grad_x g``."""
+    x_single = torch.as_tensor(x_single)
+    W = torch.as_tensor(W, dtype=x_single.dtype)
+    W_star = torch.as_tensor(W_star, dtype=x_single.dtype)
+    K, d = W.shape
+
+    def loss(flat):
+        Wm = flat.reshape(K, d)
+
+        def g(xx):
+            return torch.relu(Wm @ xx).sum()
+
+        def g_star(xx):
+            return torch.relu(W_star @ xx).sum()
+
+        dg = torch.func.grad(g)(x_single)
+        dg_star = torch.func.grad(g_star)(x_single)
+        lL = 0.5 * (g(x_single) - g_star(x_single)) ** 2
+        lJ = 0.5 * ((dg - dg_star) ** 2).sum()
+        return {"L": lL, "J": lJ, "H": lL + lJ}[part]
+
+    return torch.func.hessian(loss)(W.reshape(-1)).detach()
