@@ -49,9 +49,11 @@ class PairFunction:
 
     def __call__(self, na, nb, th, ps) -> np.ndarray:
         na, nb, th, ps = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (na, nb, th, ps)))
-        out = np.empty(na.shape, dtype=np.float64)
         lo = th < SWITCH
         hi = ~lo & (ps < SWITCH)
+        if not (lo.any() or hi.any()):  # the common case: closed form everywhere, no masking
+            return np.broadcast_to(self.closed(na, nb, th), na.shape).astype(np.float64, copy=True)
+        out = np.empty(na.shape, dtype=np.float64)
         mid = ~(lo | hi)
         for mask, fn, ang in ((lo, self.near_zero, th), (hi, self.near_pi, ps), (mid, self.closed, th)):
             if mask.any():

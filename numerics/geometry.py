@@ -70,7 +70,9 @@ def pair_geometry(A: np.ndarray, B: np.ndarray, shared_prefix: bool = False) -> 
     c = np.clip(c, -1.0, 1.0)  # only to keep sqrt real below; angles use atan2, not arccos
     s = np.sqrt((1.0 - c) * (1.0 + c))
     th = np.arctan2(s, c)
-    ps = np.arctan2(s, -c)
+    ps = np.pi - th  # accurate where theta <= pi/2; recomputed directly below elsewhere
+    obtuse = c < 0
+    ps[obtuse] = np.arctan2(s[obtuse], -c[obtuse])
     par = np.zeros(c.shape, dtype=bool)
     anti = np.zeros(c.shape, dtype=bool)
     is_self = np.zeros(c.shape, dtype=bool)

@@ -167,23 +167,30 @@ def _chunk_stats(Y, Zy, s, K, Q):
     r = torch.relu(pre) @ s  # g - g*
     u = ind * s
     V = u @ Zy  # grad_x g - grad_x g*
+    V2 = V * V
     lL = 0.5 * r * r
-    lJ = 0.5 * (V * V).sum(1)
+    lJ = 0.5 * V2.sum(1)
     lH = lL + lJ
     indW = ind[:, :K]
     rW = r[:, None] * indW
-    T = r[:, None] * Y + V
     out = {}
     for key, l in (("loss/L", lL), ("loss/J", lJ), ("loss/H", lH)):
         out[key] = (l.sum(), (l * l).sum())
+    sum_L = rW.T @ Y
+    sum_J = (indW.T @ u) @ Zy  # = indW^T V without an n x d product
     if Q is None:
-        out["grad/L"] = (rW.T @ Y, (rW * r[:, None]).T @ (Y * Y))
-        out["grad/J"] = (indW.T @ V, indW.T @ (V * V))
-        out["grad/H"] = (indW.T @ T, indW.T @ (T * T))
-    else:  # second moments as K x m x m matrices, mapped to the diagonal of Q M Q^T later
-        out["grad/L"] = (rW.T @ Y, torch.einsum("nj,na,nb->jab", rW * r[:, None], Y, Y))
-        out["grad/J"] = (indW.T @ V, torch.einsum("nj,na,nb->jab", indW, V, V))
-        out["grad/H"] = (indW.T @ T, torch.einsum("nj,na,nb->jab", indW, T, T))
+        # per-sample H gradient 1_j (r x + V): its square is 1_j (r^2 x^2 + 2 r x V + V^2)
+        sq_L = (rW * r[:, None]).T @ (Y * Y)
+        sq_J = indW.T @ V2
+        cross = rW.T @ (Y * V)
+        out["grad/L"] = (sum_L, sq_L)
+        out["grad/J"] = (sum_J, sq_J)
+        out["grad/H"] = (sum_L + sum_J, sq_L + sq_J + 2 * cross)
+    else:  # second moments as K x m x m matrices, mapped to the diagonal of Q M Q^T at the end
+        T = r[:, None] * Y + V
+        out["grad/L"] = (sum_L, torch.einsum("nj,na,nb->jab", rW * r[:, None], Y, Y))
+        out["grad/J"] = (sum_J, torch.einsum("nj,na,nb->jab", indW, V, V))
+        out["grad/H"] = (sum_L + sum_J, torch.einsum("nj,na,nb->jab", indW, T, T))
     return out
 
 
@@ -269,10 +276,10 @@ def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progre
                 c = min(chunk, target - acc.n)
                 Y = torch.randn((c, width), generator=gen, device=dev, dtype=dtype)
                 acc.add(_chunk_stats(Y, Zy, s, K, Q), c)
-                if bar is None and progress is not False:
+                if bar is None and progress is not False and acc.n < checkpoints[-1]:
                     elapsed = time.perf_counter() - start
-                    expected = elapsed * checkpoints[-1] / acc.n
-                    if progress or expected > _SECONDS_BEFORE_PROGRESS:
+                    remaining = elapsed * (checkpoints[-1] - acc.n) / acc.n
+                    if progress or remaining > _SECONDS_BEFORE_PROGRESS:
                         from tqdm.auto import tqdm
 
                         bar = tqdm(total=checkpoints[-1], initial=acc.n, unit="sample", unit_scale=True,
@@ -482,3 +489,41 @@ def per_sample_autograd_hessian(W, W_star, x_single, part: str) -> torch.Tensor:
         return {"L": lL, "J": lJ, "H": lL + lJ}[part]
 
     return torch.func.hessian(loss)(W.reshape(-1)).detach()
+
+
+def mean_field_jacobian_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: float = 1e-2, device=None,
+                           dtype=torch.float64, chunk_size: int = 100_000) -> tuple:
+    """Witness of the **Jacobian of the mean field**: central differences, common random numbers.
+
+    For each coordinate ``(l, k)`` of ``W``, the per-sample differences of the closed per-sample
+    gradients ``(grad l(x; W + h|w_l| e_lk) - grad l(x; W - h|w_l| e_lk)) / (2 h |w_l|)`` on the
+    same samples are averaged.  Returns ``(estimate, standard_error)`` as ``(K d, K d)`` arrays,
+    entry ``[i d + a, l d + k] = d G_ia / d W_lk`` (the layout of ``numerics.hessian``).
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+    n = _checkpoints(n_samples)[-1]
+    Z, s, K, dev = _setup(W, W_star, device, dtype)
+    Wt, Ws = Z[:K], Z[K:]
+    d = Wt.shape[1]
+    steps = h * torch.linalg.norm(Wt, dim=1)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(seed))
+    s1 = torch.zeros(K * d, K * d, dtype=dtype, device=dev)
+    s2 = torch.zeros_like(s1)
+    done = 0
+    while done < n:
+        c = min(chunk_size, n - done)
+        x = torch.randn((c, d), generator=gen, device=dev, dtype=dtype)
+        for l in range(K):
+            for k in range(d):
+                E = torch.zeros_like(Wt)
+                E[l, k] = steps[l]
+                diff = (per_sample_gradients_closed(Wt + E, Ws, x, part)
+                        - per_sample_gradients_closed(Wt - E, Ws, x, part)).reshape(c, K * d) / (2 * steps[l])
+                s1[:, l * d + k] += diff.sum(0)
+                s2[:, l * d + k] += (diff * diff).sum(0)
+        done += c
+    mean = s1 / n
+    var = torch.clamp((s2 - n * mean * mean) / (n - 1), min=0)
+    return mean.cpu().numpy().astype(np.float64), torch.sqrt(var / n).cpu().numpy().astype(np.float64)

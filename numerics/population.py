@@ -109,11 +109,26 @@ def _hessian_object(part: str, field: str) -> dict:
     return {"self_s": _constant(self_m.s, "diagonal term"), "diag": diag_pair, "off": off_pair}
 
 
+def _evaluate_others(fn, geo) -> np.ndarray:
+    """``fn`` on every pair of ``(W, Z)`` except the self pairs ``(j, j)``, which get zero.
+
+    The self pairs are evaluated at a harmless right angle and then zeroed, which keeps the
+    whole evaluation unmasked (and on the closed-form fast path when nothing is degenerate).
+    """
+    K = geo.theta.shape[0]
+    idx = np.arange(K)
+    th, ps = geo.theta.copy(), geo.psi.copy()
+    th[idx, idx] = ps[idx, idx] = np.pi / 2
+    out = fn(geo.na, geo.nb, th, ps)
+    out[idx, idx] = 0.0
+    return out
+
+
 def _evaluate(fn, geo, mask=None) -> np.ndarray:
     """``fn`` on every pair (or only where ``mask``; zero elsewhere, never evaluated there)."""
-    na, nb = np.broadcast_arrays(geo.na, geo.nb)
     if mask is None:
-        return fn(na, nb, geo.theta, geo.psi)
+        return fn(geo.na, geo.nb, geo.theta, geo.psi)
+    na, nb = np.broadcast_arrays(geo.na, geo.nb)
     out = np.zeros(geo.theta.shape)
     out[mask] = fn(na[mask], nb[mask], geo.theta[mask], geo.psi[mask])
     return out
@@ -222,17 +237,16 @@ def _gradient(W, W_star, part, field) -> np.ndarray:
     off = np.ones(geo.theta.shape, dtype=bool)
     off[np.arange(K), np.arange(K)] = False
     _raise_if_missing(obj, geo, off, f"true gradient of {part}", _namer(K))
-    alpha = _evaluate(obj["alpha"], geo, off) * s
-    beta = _evaluate(obj["beta"], geo, off) * s
+    alpha = _evaluate_others(obj["alpha"], geo) * s
+    beta = _evaluate_others(obj["beta"], geo) * s
     diff = W.copy()
     for j, p in _match(geo.theta, K):
         args = (geo.na[j, 0], geo.nb[0, p], geo.theta[j, p], geo.psi[j, p])
         alpha[j, p] = obj["rho_alpha"](*args)
         beta[j, p] = obj["rho_beta"](*args)
         diff[j] = W[j] - Z[p]
-    Wh = W / geo.na
-    Zh = Z / geo.nb.T
-    return obj["half"] * diff + alpha.sum(axis=1)[:, None] * Wh + beta @ Zh
+    # sum_q alpha_jq w_j/|w_j| + beta_jq z_q/|z_q|, with the norms folded into the coefficients
+    return (obj["half"] * diff + (alpha.sum(axis=1) / geo.na[:, 0])[:, None] * W) + (beta / geo.nb) @ Z
 
 
 def hessian(W, W_star, part: str, field: str) -> np.ndarray:
