@@ -111,17 +111,19 @@ def _available_bytes(dev: torch.device) -> int:
         return 8 << 30
 
 
-def _bytes_per_sample(K: int, P: int, width: int, itemsize: int) -> int:
-    # X (n x width), pre/act/ind/u (n x P each), V, T and their squares (n x width each), slack
-    return itemsize * (6 * width + 5 * P + 2 * K + 8)
+def _bytes_per_sample(K: int, P: int, width: int, itemsize: int, subspace: bool = False) -> int:
+    # X (n x width), pre/act/ind/u (n x P each), V, T and their squares (n x width each), slack;
+    # the subspace method also forms n x m^2 outer products
+    return itemsize * (6 * width + 5 * P + 2 * K + 8 + (2 * width * width if subspace else 0))
 
 
-def _chunk_size(chunk_size, n_max, K, P, width, dtype, dev) -> int:
+def _chunk_size(chunk_size, n_max, K, P, width, dtype, dev, subspace: bool = False) -> int:
     item = torch.finfo(dtype).bits // 8
-    per = _bytes_per_sample(K, P, width, item)
+    per = _bytes_per_sample(K, P, width, item, subspace)
     avail = _available_bytes(dev)
     if chunk_size is None:
-        budget = min(avail // 4, (2 << 30) if dev.type == "cuda" else (256 << 20))
+        # small chunks stay in cache on a CPU; a GPU wants large ones
+        budget = min(avail // 4, (2 << 30) if dev.type == "cuda" else (32 << 20))
         return int(max(1, min(n_max, budget // per)))
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
@@ -188,10 +190,17 @@ def _chunk_stats(Y, Zy, s, K, Q):
         out["grad/H"] = (sum_L + sum_J, sq_L + sq_J + 2 * cross)
     else:  # second moments as K x m x m matrices, mapped to the diagonal of Q M Q^T at the end
         T = r[:, None] * Y + V
-        out["grad/L"] = (sum_L, torch.einsum("nj,na,nb->jab", rW * r[:, None], Y, Y))
-        out["grad/J"] = (sum_J, torch.einsum("nj,na,nb->jab", indW, V, V))
-        out["grad/H"] = (sum_L + sum_J, torch.einsum("nj,na,nb->jab", indW, T, T))
+        out["grad/L"] = (sum_L, _weighted_outer(rW * r[:, None], Y))
+        out["grad/J"] = (sum_J, _weighted_outer(indW, V))
+        out["grad/H"] = (sum_L + sum_J, _weighted_outer(indW, T))
     return out
+
+
+def _weighted_outer(weights: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """``sum_n weights[n, j] y_n y_n^T`` for every ``j`` (``K x m x m``), as one matrix product."""
+    n, m = Y.shape
+    outer = (Y[:, :, None] * Y[:, None, :]).reshape(n, m * m)
+    return (weights.T @ outer).reshape(-1, m, m)
 
 
 class _Accumulator:
@@ -263,7 +272,7 @@ def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progre
     Q = span_basis(Z) if method == "subspace" else None
     Zy = Z if Q is None else Z @ Q
     width = Zy.shape[1]
-    chunk = _chunk_size(chunk_size, checkpoints[-1], K, len(Z), width, dtype, dev)
+    chunk = _chunk_size(chunk_size, checkpoints[-1], K, len(Z), width, dtype, dev, subspace=Q is not None)
     gen = torch.Generator(device=dev)
     gen.manual_seed(int(seed))
     meta = {"method": method, "seed": int(seed), "device": str(dev), "dtype": str(dtype).replace("torch.", "")}
