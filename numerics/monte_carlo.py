@@ -89,7 +89,12 @@ def resolve_device(device) -> torch.device:
 
 
 def _checkpoints(n_samples) -> list:
-    seq = [n_samples] if isinstance(n_samples, (int, np.integer)) else list(n_samples)
+    if isinstance(n_samples, (int, np.integer)):
+        seq = [n_samples]
+    elif isinstance(n_samples, Sequence) or isinstance(n_samples, np.ndarray):
+        seq = list(n_samples)
+    else:
+        raise ValueError(f"n_samples must be a positive integer or a sequence of them; got {n_samples!r}")
     if not seq:
         raise ValueError("n_samples is an empty sequence")
     for n in seq:
