@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numerics  # noqa: E402
-from numerics import monte_carlo as mc  # noqa: E402
+from numerics import mc  # noqa: E402
 from numerics.tian import tian_gradient_vectorised  # noqa: E402
 from verify.report import versions, write_atomic  # noqa: E402
 

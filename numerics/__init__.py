@@ -11,6 +11,10 @@ and the aliases ``mean_field``, ``true_gradient``, ``hessian_of_loss``,
 ``jacobian_of_mean_field``, ``expected_autograd_hessian``.  ``W`` is ``(K, d)``,
 ``W_star`` is ``(K*, d)`` (NumPy arrays, nested lists or torch tensors); results are NumPy
 float64.  See :mod:`numerics.population` for the conventions.
+
+Independent witnesses: ``numerics.monte_carlo`` (:mod:`numerics.mc`, PyTorch, GPU when
+present) and :mod:`numerics.quadrature` (mpmath); :mod:`numerics.tian` is Tian (2017)'s
+gradient typed in from the paper.
 """
 from .population import (
     expected_autograd_hessian,
@@ -22,9 +26,11 @@ from .population import (
     mean_field,
     true_gradient,
 )
+from .mc import MCEstimate, monte_carlo
 from .validation import GRADIENT_FIELDS, HESSIAN_FIELDS, PARTS
 
 __all__ = [
     "loss", "gradient", "hessian", "mean_field", "true_gradient", "hessian_of_loss",
     "jacobian_of_mean_field", "expected_autograd_hessian", "PARTS", "GRADIENT_FIELDS", "HESSIAN_FIELDS",
+    "monte_carlo", "MCEstimate",
 ]

@@ -24,7 +24,7 @@ import torch
 from scipy import stats
 
 import numerics
-from numerics import monte_carlo as mc
+from numerics import mc
 from numerics.quadrature import pair_expectations
 from theory import kernels
 from theory.symbols import n_a, n_b, theta

@@ -13,7 +13,7 @@ import torch
 from scipy import stats
 
 import numerics
-from numerics import monte_carlo as mc
+from numerics import mc
 
 ALPHA = 1e-3
 
