@@ -98,7 +98,7 @@ def plane_directions(A: np.ndarray, B: np.ndarray, geo: PairGeometry) -> tuple:
     """``e1[i] = A[i]/|A[i]|`` and ``e2[i, j]``, the unit vector of ``B[j]`` orthogonal to ``A[i]``.
 
     ``e2`` is computed as ``(b^ - a^) + 2 sin^2(theta/2) a^`` (or the anti-parallel analogue)
-    to avoid cancellation, and set to zero for exactly (anti-)parallel pairs, where every
+    to avoid cancellation, re-orthogonalised against ``a^`` once, and set to zero for exactly (anti-)parallel pairs, where every
     object this project evaluates either has a vanishing ``e2`` coefficient or raises.
     """
     ah = A / geo.na
@@ -109,6 +109,13 @@ def plane_directions(A: np.ndarray, B: np.ndarray, geo: PairGeometry) -> tuple:
     u_small = (bh[None, :, :] - ah[:, None, :]) + half_t[:, :, None] * ah[:, None, :]
     u_large = (bh[None, :, :] + ah[:, None, :]) - half_p[:, :, None] * ah[:, None, :]
     u = np.where(small, u_small, u_large)
+    # u is b^ - cos(theta) a^ (or its anti-parallel analogue) up to an absolute rounding error ~eps
+    # along a^, while |u| ~ sin(theta): without this one Gram-Schmidt step, e2 . e1 ~ eps/theta, and
+    # the Hessians, whose e2 e2^T and I coefficients are both ~1/theta and cancel along e1, would be
+    # off by ~eps/theta^2 near a kink.  After it, e1 and e2 are orthonormal to rounding, so an
+    # e-basis matrix is the exact one of a plane rotated by at most ~eps/theta (which moves no
+    # eigenvalue: they depend on norms and angles only).
+    u = u - np.einsum("ijk,ik->ij", u, ah)[:, :, None] * ah[:, None, :]
     norm = np.linalg.norm(u, axis=2, keepdims=True)
     degenerate = (geo.parallel | geo.antiparallel)[:, :, None] | (norm == 0)
     e2 = np.where(degenerate, 0.0, u / np.where(norm == 0, 1.0, norm))
