@@ -227,16 +227,16 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
     return np.ldexp(_gradient(W, W_star, part, field), -k)
 
 
-def _gradient(W, W_star, part, field) -> np.ndarray:
+def _gradient(W, W_star, part, field, asked=None) -> np.ndarray:
     if part == "H":
-        return _gradient(W, W_star, "L", field) + _gradient(W, W_star, "J", field)
+        return _gradient(W, W_star, "L", field) + _gradient(W, W_star, "J", field, asked="H (its J part)")
     obj = _vector_object(part, field)
     Z, s = _stack(W, W_star)
     K = len(W)
     geo = pair_geometry(W, Z, shared_prefix=True)
     off = np.ones(geo.theta.shape, dtype=bool)
     off[np.arange(K), np.arange(K)] = False
-    _raise_if_missing(obj, geo, off, f"true gradient of {part}", _namer(K))
+    _raise_if_missing(obj, geo, off, f"true gradient of {asked or part}", _namer(K))
     alpha = _evaluate_others(obj["alpha"], geo) * s
     beta = _evaluate_others(obj["beta"], geo) * s
     diff = W.copy()
@@ -274,17 +274,18 @@ def _block_terms(coef, e1, e2):
     return out
 
 
-def _hessian(W, W_star, part, field) -> np.ndarray:
+def _hessian(W, W_star, part, field, asked=None) -> np.ndarray:
     if part == "H":
-        return _hessian(W, W_star, "L", field) + _hessian(W, W_star, "J", field)
+        return _hessian(W, W_star, "L", field) + _hessian(W, W_star, "J", field, asked="H (its J part)")
     obj = _hessian_object(part, field)
     Z, s = _stack(W, W_star)
     K, d = W.shape
     geo = pair_geometry(W, Z, shared_prefix=True)
     e1, e2 = plane_directions(W, Z, geo)
     names = _namer(K)
-    what = {"true": f"true Hessian of {part}", "mean": f"Jacobian of the mean field of {part}",
-            "autograd": f"expected autograd Hessian of {part}"}[field]
+    of = asked or part
+    what = {"true": f"true Hessian of {of}", "mean": f"Jacobian of the mean field of {of}",
+            "autograd": f"expected autograd Hessian of {of}"}[field]
     off = np.ones(geo.theta.shape, dtype=bool)
     off[np.arange(K), np.arange(K)] = False
     students = np.zeros_like(off)

@@ -10,6 +10,15 @@ GRADIENT_FIELDS = ("mean", "true")
 HESSIAN_FIELDS = ("true", "mean", "autograd")
 
 
+def _has_complex(x) -> bool:
+    """Whether a nested list/tuple holds a Python or NumPy complex number (cheap recursive scan)."""
+    if isinstance(x, (complex, np.complexfloating)):
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(_has_complex(v) for v in x)
+    return False
+
+
 def as_rows(x, name: str) -> np.ndarray:
     """A ``(K, d)`` float64 copy of ``x`` (NumPy array, nested list or torch tensor).
 
@@ -17,6 +26,8 @@ def as_rows(x, name: str) -> np.ndarray:
     """
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
         x = x.detach().cpu().numpy()
+    if np.iscomplexobj(x) or _has_complex(x):
+        raise ValueError(f"{name} must be a real array; got complex entries (the weights of a real network are real)")
     try:
         arr = np.array(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
