@@ -64,15 +64,17 @@ def pair_geometry(A: np.ndarray, B: np.ndarray, shared_prefix: bool = False) -> 
     ``shared_prefix=True`` declares ``A[i] is B[i]``: those self pairs get ``theta = 0``
     exactly (flagged parallel) without the exact-arithmetic refinement.
     """
-    na = np.linalg.norm(A, axis=1)[:, None]
-    nb = np.linalg.norm(B, axis=1)[None, :]
-    c = (A @ B.T) / na / nb
-    c = np.clip(c, -1.0, 1.0)  # only to keep sqrt real below; angles use atan2, not arccos
+    na = np.sqrt(np.einsum("ij,ij->i", A, A))[:, None]
+    if shared_prefix:  # B[:len(A)] is A: reuse its norms
+        nb = np.concatenate([na[:, 0], np.sqrt(np.einsum("ij,ij->i", B[len(A):], B[len(A):]))])[None, :]
+    else:
+        nb = np.sqrt(np.einsum("ij,ij->i", B, B))[None, :]
+    c = A @ B.T
+    c /= na * nb
+    np.clip(c, -1.0, 1.0, out=c)  # only to keep sqrt real below; angles use atan2, not arccos
     s = np.sqrt((1.0 - c) * (1.0 + c))
     th = np.arctan2(s, c)
-    ps = np.pi - th  # accurate where theta <= pi/2; recomputed directly below elsewhere
-    obtuse = c < 0
-    ps[obtuse] = np.arctan2(s[obtuse], -c[obtuse])
+    ps = np.arctan2(s, -c)  # pi - theta, accurate on both sides of pi/2
     par = np.zeros(c.shape, dtype=bool)
     anti = np.zeros(c.shape, dtype=bool)
     is_self = np.zeros(c.shape, dtype=bool)
@@ -81,7 +83,8 @@ def pair_geometry(A: np.ndarray, B: np.ndarray, shared_prefix: bool = False) -> 
         is_self[idx, idx] = True
         th[is_self], ps[is_self], s[is_self], c[is_self] = 0.0, math.pi, 0.0, 1.0
         par |= is_self
-    near = np.argwhere((1.0 - np.abs(c) < NEAR) & ~is_self)
+    near = np.abs(c) > 1.0 - NEAR
+    near = np.argwhere(near & ~is_self) if near.any() else np.empty((0, 2), dtype=np.intp)
     if len(near):
         cache_a, cache_b = {}, {}
         for i, j in near:

@@ -239,14 +239,24 @@ def _gradient(W, W_star, part, field, asked=None) -> np.ndarray:
     _raise_if_missing(obj, geo, off, f"true gradient of {asked or part}", _namer(K))
     alpha = _evaluate_others(obj["alpha"], geo) * s
     beta = _evaluate_others(obj["beta"], geo) * s
-    diff = W.copy()
-    for j, p in _match(geo.theta, K):
+    matched = _match(geo.theta, K)
+    for j, p in matched:
         args = (geo.na[j, 0], geo.nb[0, p], geo.theta[j, p], geo.psi[j, p])
         alpha[j, p] = obj["rho_alpha"](*args)
         beta[j, p] = obj["rho_beta"](*args)
-        diff[j] = W[j] - Z[p]
-    # sum_q alpha_jq w_j/|w_j| + beta_jq z_q/|z_q|, with the norms folded into the coefficients
-    return (obj["half"] * diff + (alpha.sum(axis=1) / geo.na[:, 0])[:, None] * W) + (beta / geo.nb) @ Z
+    # half * (w_j - [z_p if matched]) + sum_q alpha_jq w_j/|w_j| + beta_jq z_q/|z_q|, with the norms
+    # folded into the coefficients; written in place (fresh (K, d) temporaries cost page faults at
+    # large d).  A matched row gets half * (w_j - z_p) with the difference formed first: near the
+    # teacher it is the small leading term, and forming it from half * w_j - half * z_p would cancel.
+    unmatched = np.ones(K)
+    unmatched[[j for j, _ in matched]] = 0.0
+    coef = alpha.sum(axis=1) / geo.na[:, 0] + obj["half"] * unmatched
+    beta /= geo.nb
+    out = beta @ Z
+    out += coef[:, None] * W
+    for j, p in matched:
+        out[j] += obj["half"] * (W[j] - Z[p])
+    return out
 
 
 def hessian(W, W_star, part: str, field: str) -> np.ndarray:

@@ -40,8 +40,8 @@ def as_rows(x, name: str) -> np.ndarray:
         raise ValueError(f"{name} has no rows")
     if arr.shape[1] < 2:
         raise ValueError(f"{name} has d = {arr.shape[1]}; the input dimension d must be at least 2")
-    bad = np.argwhere(~np.isfinite(arr))
-    if len(bad):
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))
         i, k = bad[0]
         raise ValueError(f"{name}[{i}, {k}] = {arr[i, k]} is not finite ({len(bad)} non-finite entries in {name})")
     zero = np.flatnonzero(~arr.any(axis=1))
@@ -77,7 +77,8 @@ def prepare(W, W_star) -> tuple:
         raise ValueError(f"W has d = {W.shape[1]} but W_star has d = {W_star.shape[1]}")
     big = max(np.abs(W).max(), np.abs(W_star).max())
     k = -math.frexp(big)[1]
-    W, W_star = np.ldexp(W, k), np.ldexp(W_star, k)
+    np.ldexp(W, k, out=W)  # as_rows made fresh copies: scale them in place
+    np.ldexp(W_star, k, out=W_star)
     for name, arr in (("W", W), ("W_star", W_star)):
         tiny = np.flatnonzero(np.linalg.norm(arr, axis=1) == 0)
         if len(tiny):
