@@ -28,3 +28,14 @@ def assert_close(actual, expected, *, rtol, atol=0.0, what=""):
             f"bound {bound[idx]:.3e} (rtol {rtol}, atol {atol}); relative Frobenius error {rel_fro:.3e}, "
             f"max abs error {err.max():.3e}"
         )
+
+
+@pytest.fixture(scope="session")
+def quick_reports(tmp_path_factory):
+    """One ``python -m verify.all --profile quick`` run (seed 3, CPU) shared by every report test."""
+    from verify import all as verify_all
+
+    out = tmp_path_factory.mktemp("reports")
+    assert verify_all.main(["--profile", "quick", "--out", str(out), "--seed", "3", "--device", "cpu",
+                            "--no-progress"]) == 0
+    return out

@@ -3,17 +3,8 @@ import json
 
 import pytest
 
-from verify import all as verify_all
 from verify import formulas
 from verify.report import Context, build_and_write, resolve_device, write_atomic
-
-
-@pytest.fixture(scope="module")
-def quick_reports(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reports")
-    assert verify_all.main(["--profile", "quick", "--out", str(out), "--seed", "3", "--device", "cpu",
-                            "--no-progress"]) == 0
-    return out
 
 
 def test_verify_all_writes_reports_and_index(quick_reports):

@@ -18,7 +18,7 @@ CLAIMS = {
     6: "Low error in high dimension at modest cost",
     7: "The benefit extends to deep-learning tasks (denoising autoencoders)",
 }
-PENDING = {1: "issue 3 adds the Monte-Carlo witness", 3: "issue 4", 4: "issue 5", 5: "issue 6", 6: "issue 6", 7: "issue 6"}
+PENDING = {4: "issue 5", 5: "issue 6", 6: "issue 6", 7: "issue 6"}
 
 
 def index(out, results: dict) -> str:
