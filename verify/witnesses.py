@@ -288,8 +288,8 @@ def build(ctx: Context) -> Report:
     rep.add("\n".join(lines))
 
     lines = ["## 4. The paper's ∇²H against a Monte-Carlo Jacobian of the mean field", "",
-             "Central differences (common random numbers, step 1% of |w|) of the per-sample autograd gradients of "
-             f"`ℓ_H`, averaged: a sampling witness of the Jacobian of the mean field. Single node, `d = 3`, threshold "
+             "Central differences (common random numbers, step 1% of |w|) of the closed per-sample gradients of "
+             f"`ℓ_H` (equal to autograd's sample by sample, section 1 and the tests), averaged: a sampling witness of the Jacobian of the mean field. Single node, `d = 3`, threshold "
              f"|z| < {z_pj:.2f} over {n_pj} entries.", "",
              "| point | n | max abs z: paper ∇²H vs MC Jacobian | max abs z: true Hessian vs MC Jacobian | "
              "max abs gap paper vs true Hessian |", "|---|---|---|---|---|"]
