@@ -52,7 +52,7 @@ class Report:
 
 def versions() -> dict:
     out = {"python": platform.python_version()}
-    for pkg in ("sympy", "numpy", "scipy", "mpmath", "torch", "matplotlib", "sobolev-verify"):
+    for pkg in ("sympy", "numpy", "scipy", "mpmath", "torch", "matplotlib", "scikit-learn", "sobolev-verify"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
