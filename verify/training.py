@@ -637,7 +637,7 @@ def build(ctx: Context) -> Report:
                                   f"{v['H1-exact'] and v['H1-FDM']}, beats L2 on the same samples: {v['beats_L2']}, "
                                   f"beats L2 with matched target count (capped at {hd['config']['matched_cap']} samples): "
                                   f"{v['beats_matched_L2']}" for K, v in low.items())
-                      + "; FD targets cost 2nd teacher queries",
+                      + "; FD targets cost 2·n·d extra teacher queries",
         "evidence": f"{NAME}.md"})
     better = m_sob["median"] is not None and m_mse["median"] is not None and m_sob["median"] < m_mse["median"]
     if m_sob["median"] is None or m_mse["median"] is None:
