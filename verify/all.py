@@ -18,7 +18,7 @@ CLAIMS = {
     6: "Low error in high dimension at modest cost",
     7: "The benefit extends to deep-learning tasks (denoising autoencoders)",
 }
-PENDING = {4: "issue 5"}
+PENDING: dict = {}
 
 
 def index(out, results: dict) -> str:
