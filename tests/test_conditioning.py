@@ -197,3 +197,14 @@ def test_report_verdict_and_cross_checks(payload):
     cc = payload["data"]["cross_checks"]
     assert cc["fd_pass"] and cc["mc_pass"]
     assert cc["closed_form_vs_numerics_hessian_max_rel_gap"] <= 1e-9
+
+
+def test_report_witness_of_H_unstable_where_L_is_stable_is_reproduced(payload):
+    w = payload["data"]["verdict_inputs"]["H_unstable_L_stable_witness"]
+    assert w is not None, "the seeded search found no point where H's mean-field Jacobian is unstable and L's is not"
+    W, Ws = np.array(w["W"]), np.array(w["W_star"])
+    eL = np.linalg.eigvals(numerics.hessian(W, Ws, "L", "mean")).real.min()
+    eH = np.linalg.eigvals(numerics.hessian(W, Ws, "H", "mean")).real.min()
+    assert eL > 0 > eH
+    assert cond.hessian_conditioning(W, Ws, "L", "mean")["kappa"]["real_part"] is not None
+    assert cond.hessian_conditioning(W, Ws, "H", "mean")["kappa"]["real_part"] is None

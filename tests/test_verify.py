@@ -67,3 +67,17 @@ def test_device_resolution():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             resolve_device("cuda")
         assert resolve_device("auto") == "cpu"
+
+
+def test_index_only_rebuilds_the_index_from_existing_json(quick_reports, tmp_path):
+    import shutil
+
+    from verify import REPORTS
+    from verify import all as verify_all
+
+    for name in REPORTS:
+        shutil.copy(quick_reports / f"{name}.json", tmp_path / f"{name}.json")
+    assert verify_all.main(["--index-only", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    assert (tmp_path / "README.md").read_text() == (quick_reports / "README.md").read_text()
+    (tmp_path / "training.json").unlink()
+    assert verify_all.main(["--index-only", "--out", str(tmp_path), "--device", "cpu"]) == 2

@@ -209,6 +209,31 @@ def worst_multi_node(field: str, definition: str, K: int, d: int, seed: int, sta
     return best
 
 
+def unstable_H_witness(worst: dict, seed: int, tries: int = 400):
+    """A point near the worst multi-node point (mean field, real part) where the Jacobian of the mean
+    field of ``L`` has every eigenvalue's real part positive and that of ``H`` does not; ``None`` if
+    seeded perturbations of relative size 1e-3 .. 1e-1 find none."""
+    cands = [w for key, w in sorted(worst.items()) if key.startswith("multi/mean/") and key.endswith("/real_part")
+             and w.get("ratio") is not None]
+    rng = np.random.default_rng([seed, 77])
+    for w in cands:
+        W0, Ws = np.array(w["W"]), np.array(w["W_star"])
+        for i in range(tries):
+            eps = (1e-3, 1e-2, 1e-1)[i % 3]
+            W = W0 + eps * np.linalg.norm(W0) * rng.standard_normal(W0.shape) / math.sqrt(W0.size)
+            try:
+                eL = np.linalg.eigvals(numerics.hessian(W, Ws, "L", "mean")).real.min()
+                eH = np.linalg.eigvals(numerics.hessian(W, Ws, "H", "mean")).real.min()
+            except ValueError:
+                continue
+            scale = np.abs(np.linalg.eigvals(numerics.hessian(W, Ws, "H", "mean"))).max()
+            # clear margins (not rounding): both at least 1e-6 of the spectral scale away from zero
+            if eL > 1e-6 * scale and eH < -1e-6 * scale:
+                return {"W": W.tolist(), "W_star": Ws.tolist(), "perturbation": eps,
+                        "min_real_eigenvalue_L": float(eL), "min_real_eigenvalue_H": float(eH)}
+    return None
+
+
 def min_angle(W, Ws) -> float:
     Wn = W / np.linalg.norm(W, axis=1, keepdims=True)
     Sn = Ws / np.linalg.norm(Ws, axis=1, keepdims=True)
@@ -513,6 +538,13 @@ symmetric part) set the local rates of the flow it linearises.""")
                 and w["ratio"] is not None]
     mn_worst = max(mn_worst) if mn_worst else None
     far_mean = mn_summary["far/mean/real_part"]
+    witness = unstable_H_witness(worst, ctx.seed)
+    data["verdict_inputs"]["H_unstable_L_stable_witness"] = witness
+    if witness is not None:
+        rep.add(f"Witness (several nodes, `K = {len(witness['W'])}`, `d = {len(witness['W'][0])}`, weights in the JSON): "
+                f"the Jacobian of the mean field of `L` has min Re λ = {witness['min_real_eigenvalue_L']:.3g} > 0, that "
+                f"of `H` has min Re λ = {witness['min_real_eigenvalue_H']:.3g} < 0 — a seeded perturbation (relative "
+                f"size {witness['perturbation']:g}) of the worst point found by the search.")
     only_H = sum(mn_summary[f"{g}/mean/real_part"]["only_H_undefined"] for g in groups)
     only_L = sum(mn_summary[f"{g}/mean/real_part"]["only_L_undefined"] for g in groups)
     caveat = ("" if mn_worst is None or mn_worst <= 1 else
