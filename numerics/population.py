@@ -109,17 +109,24 @@ def _hessian_object(part: str, field: str) -> dict:
     return {"self_s": _constant(self_m.s, "diagonal term"), "diag": diag_pair, "off": off_pair}
 
 
-def _evaluate_others(fn, geo) -> np.ndarray:
+def _angles_without_self(geo) -> tuple:
+    """``(theta, psi)`` with the self pairs ``(j, j)`` moved to a harmless right angle."""
+    idx = np.arange(geo.theta.shape[0])
+    th, ps = geo.theta.copy(), geo.psi.copy()
+    th[idx, idx] = ps[idx, idx] = np.pi / 2
+    return th, ps
+
+
+def _evaluate_others(fn, geo, angles=None) -> np.ndarray:
     """``fn`` on every pair of ``(W, Z)`` except the self pairs ``(j, j)``, which get zero.
 
     The self pairs are evaluated at a harmless right angle and then zeroed, which keeps the
     whole evaluation unmasked (and on the closed-form fast path when nothing is degenerate).
+    ``angles``: :func:`_angles_without_self` of ``geo``, to share between several ``fn``.
     """
-    K = geo.theta.shape[0]
-    idx = np.arange(K)
-    th, ps = geo.theta.copy(), geo.psi.copy()
-    th[idx, idx] = ps[idx, idx] = np.pi / 2
+    th, ps = _angles_without_self(geo) if angles is None else angles
     out = fn(geo.na, geo.nb, th, ps)
+    idx = np.arange(geo.theta.shape[0])
     out[idx, idx] = 0.0
     return out
 
@@ -237,8 +244,11 @@ def _gradient(W, W_star, part, field, asked=None) -> np.ndarray:
     off = np.ones(geo.theta.shape, dtype=bool)
     off[np.arange(K), np.arange(K)] = False
     _raise_if_missing(obj, geo, off, f"true gradient of {asked or part}", _namer(K))
-    alpha = _evaluate_others(obj["alpha"], geo) * s
-    beta = _evaluate_others(obj["beta"], geo) * s
+    angles = _angles_without_self(geo)
+    alpha = _evaluate_others(obj["alpha"], geo, angles)
+    alpha *= s
+    beta = _evaluate_others(obj["beta"], geo, angles)
+    beta *= s
     matched = _match(geo.theta, K)
     for j, p in matched:
         args = (geo.na[j, 0], geo.nb[0, p], geo.theta[j, p], geo.psi[j, p])

@@ -40,7 +40,7 @@ def as_rows(x, name: str) -> np.ndarray:
         raise ValueError(f"{name} has no rows")
     if arr.shape[1] < 2:
         raise ValueError(f"{name} has d = {arr.shape[1]}; the input dimension d must be at least 2")
-    if not np.isfinite(arr).all():
+    if not np.isfinite(np.max(arr)) or not np.isfinite(np.min(arr)):  # NaN and +-inf reach max or min
         bad = np.argwhere(~np.isfinite(arr))
         i, k = bad[0]
         raise ValueError(f"{name}[{i}, {k}] = {arr[i, k]} is not finite ({len(bad)} non-finite entries in {name})")
