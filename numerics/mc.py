@@ -29,7 +29,6 @@ Exact in expectation; variance and cost no longer grow with ``d``.
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Iterator, Sequence

@@ -22,7 +22,7 @@ import sympy as sp
 
 import numerics
 from theory import cache, explicit, kernels, pairs, paper, population
-from theory.symbols import n_a, n_b, theta
+from theory.symbols import n_b, theta
 
 PI = sp.pi
 

@@ -27,7 +27,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import sympy as sp  # noqa: E402
 from scipy import optimize, stats  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
@@ -189,7 +188,6 @@ def worst_multi_node(field: str, definition: str, K: int, d: int, seed: int, sta
     for s in range(starts):
         # alternate starts near the teacher (where both are usually defined) and far from it
         W0, Ws = instance(seed + 1000 + s, K, d, ("near", "far")[s % 2], s)
-        scale = np.linalg.norm(Ws, axis=1, keepdims=True)
 
         def neg_log_ratio(x):
             W = x.reshape(K, d)

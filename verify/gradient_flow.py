@@ -908,7 +908,6 @@ def _build(ctx: Context, prof: dict) -> Report:
 
     # ------------------------------------------------------------------ markdown
     s = acc_stats
-    med = lambda key: s[key].get("median")  # noqa: E731
     rep.add(
         "The paper's fourth claim: gradient flow on the Sobolev loss `H = L + J` converges faster than on `L`. "
         "**What \"faster\" means here**: (a) the *time* `T(ε)` for the relative distance to the teacher, "
@@ -1073,7 +1072,7 @@ def _build(ctx: Context, prof: dict) -> Report:
              f"Acceleration = iterations for `L` to reach relative distance {FS_EPS:g} over those for `H` "
              "(`L` / `H` iterations in the table; — : not reached). *Stalled*: the full-batch autograd gradient "
              "vanished (to rounding) at a point that is not the teacher.", "",
-             f"| n | GD: max deviation from population, L | H | GD common: iterations L / H (ratio) | GD matched | "
+             "| n | GD: max deviation from population, L | H | GD common: iterations L / H (ratio) | GD matched | "
              "SGD common | SGD matched | final distance GD L / H (common) | SGD L / H (common) |",
              "|---|---|---|---|---|---|---|---|---|"]
 
