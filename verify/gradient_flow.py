@@ -44,6 +44,7 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import linear_sum_assignment
 
 import numerics
+from numerics import mc
 from theory import flow as theory_flow
 
 from .report import Context, Report, run
@@ -399,18 +400,14 @@ def rate_along_run(W_end: np.ndarray, W_star: np.ndarray) -> dict:
 
 # ----------------------------------------------------------------------------- finite samples (PyTorch)
 def empirical_loss(W: torch.Tensor, W_star: torch.Tensor, X: torch.Tensor, part: str) -> torch.Tensor:
-    """Sample mean of ``l_L`` or ``l_H``, the Sobolev part by autograd (``grad_x g``, ``create_graph=True``)."""
-    Xg = X.detach().clone().requires_grad_(True)
-    g = torch.relu(Xg @ W.T).sum(1)
-    g_star = torch.relu(Xg @ W_star.T).sum(1)
-    loss = 0.5 * ((g - g_star.detach()) ** 2).mean()
+    """Sample mean of ``l_L`` or ``l_H`` on the samples ``X``: the practitioner's loss of
+    :func:`numerics.mc.per_sample_losses` (the Sobolev part by autograd, ``grad_x g`` with
+    ``create_graph=True``); for ``L`` the input gradients are not built."""
     if part == "L":
-        return loss
+        return 0.5 * ((torch.relu(X @ W.T).sum(1) - torch.relu(X @ W_star.T).sum(1)) ** 2).mean()
     if part != "H":
         raise ValueError(f"part must be 'L' or 'H'; got {part!r}")
-    (dg,) = torch.autograd.grad(g.sum(), Xg, create_graph=True)
-    (dg_star,) = torch.autograd.grad(g_star.sum(), Xg)
-    return loss + 0.5 * ((dg - dg_star) ** 2).sum(1).mean()
+    return mc.per_sample_losses(W, W_star, X)["H"].mean()
 
 
 def empirical_gradient(W, W_star, X, part: str) -> torch.Tensor:
