@@ -33,6 +33,7 @@ from tqdm.auto import tqdm  # noqa: E402
 import numerics  # noqa: E402
 from numerics import conditioning as cond  # noqa: E402
 from numerics import mc  # noqa: E402
+from numerics.geometry import pair_geometry  # noqa: E402
 from theory import spectrum  # noqa: E402
 
 from .report import Context, Report, run  # noqa: E402
@@ -235,11 +236,8 @@ def unstable_H_witness(worst: dict, seed: int, tries: int = 400):
 
 
 def min_angle(W, Ws) -> float:
-    Wn = W / np.linalg.norm(W, axis=1, keepdims=True)
-    Sn = Ws / np.linalg.norm(Ws, axis=1, keepdims=True)
-    c = Wn @ Sn.T
-    s = np.linalg.norm(Wn[:, None, :] - c[:, :, None] * Sn[None, :, :], axis=2)
-    return float(np.arctan2(s, c).min())
+    """Smallest angle between a student row and a teacher row (stable angles of ``numerics.geometry``)."""
+    return float(pair_geometry(np.asarray(W, dtype=float), np.asarray(Ws, dtype=float)).theta.min())
 
 
 # ----------------------------------------------------------------------------- cross-checks
