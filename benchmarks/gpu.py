@@ -1,0 +1,175 @@
+"""GPU check of the Monte-Carlo witness: agreement, determinism, throughput, 10^9 samples in bounded memory.
+
+    python benchmarks/gpu.py --out DIR [--device cuda] [--quick] [--max-seconds S]
+
+Writes ``DIR/performance_gpu.json``; ``benchmarks/performance.py`` folds it into
+``reports/performance.md`` (the GPU section), naming the card.  Meant to run on a machine with
+a CUDA GPU; ``--device cpu --quick`` is a dry run of the same code on small sizes.
+
+What it measures, all on one device in one run:
+
+1. agreement: ``numerics.monte_carlo`` on the device (plain and subspace) against the closed
+   forms, z-scores of every loss and mean-field entry with a Bonferroni threshold at
+   family-wise level 1e-3; per-sample autograd gradients against the closed per-sample
+   expression on the device;
+2. determinism: the same seed twice gives bit-identical estimates;
+3. throughput (d = 100, K = K* = 10, plain, float64 and float32) against a bare loop that only
+   draws the same Gaussians and does the two matrix products, chunks of the same size;
+4. one run of 10^9 samples (float64, d = 100, K = K* = 10, plain) with the peak device memory,
+   if the measured throughput projects it under ``--max-seconds``; its z-scores too.
+Never part of the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numerics  # noqa: E402
+from numerics import mc  # noqa: E402
+from numerics.validation import PARTS  # noqa: E402
+
+ALPHA = 1e-3
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _weights(seed: int, K: int, d: int):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((K, d)), rng.standard_normal((K, d))
+
+
+def _closed(W, Ws) -> tuple:
+    return ({p: numerics.loss(W, Ws, p) for p in PARTS}, {p: numerics.gradient(W, Ws, p, "mean") for p in PARTS})
+
+
+def _z_summary(est, closed) -> dict:
+    z = est.z_scores(*closed)
+    flat = np.concatenate([np.ravel(v) for v in z.values()])
+    threshold = float(stats.norm.isf(ALPHA / (2 * flat.size)))
+    return {"entries": int(flat.size), "max_abs_z": float(np.max(np.abs(flat))), "bonferroni_threshold": threshold,
+            "passed": bool(np.max(np.abs(flat)) <= threshold)}
+
+
+def agreement(dev, n: int) -> dict:
+    W, Ws = _weights(11, 4, 20)
+    closed = _closed(W, Ws)
+    out = {"K": 4, "K_star": 4, "d": 20, "n": n}
+    for method in mc.METHODS:
+        est = mc.monte_carlo(W, Ws, n, seed=5, device=dev, method=method, progress=False)
+        again = mc.monte_carlo(W, Ws, n, seed=5, device=dev, method=method, progress=False)
+        same = all(est.loss[p] == again.loss[p] and np.array_equal(est.mean_field[p], again.mean_field[p])
+                   for p in PARTS)
+        out[method] = {**_z_summary(est, closed), "bit_identical_rerun": bool(same), "seconds": est.seconds}
+    x = torch.randn(2000, 20, dtype=torch.float64, device=dev, generator=torch.Generator(device=dev).manual_seed(3))
+    diffs = {p: float((mc.per_sample_gradients_autograd(W, Ws, x, p)
+                       - mc.per_sample_gradients_closed(W, Ws, x, p)).abs().max()) for p in PARTS}
+    out["per_sample_autograd_vs_closed_max_abs"] = diffs
+    return out
+
+
+def _timed(fn, dev, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        _sync(dev)
+        t = time.perf_counter()
+        fn()
+        _sync(dev)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def throughput(dev, n: int, dtype, repeats: int = 3) -> dict:
+    K, d = 10, 100
+    W, Ws = _weights(0, K, d)
+    Z = torch.tensor(np.vstack([W, Ws]), dtype=dtype, device=dev)
+    chunk = mc._chunk_size(None, n, K, 2 * K, d, dtype, dev)
+
+    def engine():
+        mc.monte_carlo(W, Ws, n, seed=1, device=dev, dtype=dtype, progress=False)
+
+    def bare():
+        gen = torch.Generator(device=dev).manual_seed(1)
+        done = 0
+        while done < n:
+            c = min(chunk, n - done)
+            x = torch.randn((c, d), generator=gen, dtype=dtype, device=dev)
+            pre = x @ Z.T
+            _ = pre[:, :K].T @ x
+            done += c
+
+    engine()
+    bare()  # warm-up
+    t_engine, t_bare = _timed(engine, dev, repeats), _timed(bare, dev, repeats)
+    return {"dtype": str(dtype).replace("torch.", ""), "n": n, "K": K, "K_star": K, "d": d, "chunk": chunk,
+            "engine_samples_per_s": n / t_engine, "bare_samples_per_s": n / t_bare, "ratio": t_bare / t_engine}
+
+
+def billion(dev, n: int, samples_per_s: float, max_seconds: float) -> dict:
+    K, d = 10, 100
+    W, Ws = _weights(0, K, d)
+    projected = n / samples_per_s
+    out = {"n": n, "K": K, "K_star": K, "d": d, "dtype": "float64", "method": "plain", "projected_seconds": projected}
+    if projected > max_seconds:
+        out["skipped"] = f"projected {projected:.0f} s > --max-seconds {max_seconds:.0f}"
+        return out
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+    est = mc.monte_carlo(W, Ws, n, seed=7, device=dev, progress=False)
+    out["seconds"] = est.seconds
+    out["samples_per_s"] = n / est.seconds
+    out["chunk"] = mc._chunk_size(None, n, K, 2 * K, d, torch.float64, dev)
+    if dev.type == "cuda":
+        out["peak_device_bytes_above_start"] = int(torch.cuda.max_memory_allocated(dev) - base)
+        out["device_total_bytes"] = int(torch.cuda.get_device_properties(dev).total_memory)
+    out["z"] = _z_summary(est, _closed(W, Ws))
+    out["max_relative_se_loss"] = max(est.loss_se[p] / abs(est.loss[p]) for p in PARTS)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--quick", action="store_true", help="small sizes (a dry run, not figures to record)")
+    ap.add_argument("--max-seconds", type=float, default=240.0, help="skip the 10^9 run if projected longer")
+    args = ap.parse_args(argv)
+    dev = mc.resolve_device(args.device)
+    start = time.perf_counter()
+    res = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+           "torch": torch.__version__, "cuda": torch.version.cuda, "numpy": np.__version__,
+           "python": platform.python_version(), "quick": args.quick}
+    print(json.dumps(res), flush=True)
+    res["agreement"] = agreement(dev, 200_000 if args.quick else 10_000_000)
+    print(json.dumps(res["agreement"]), flush=True)
+    n_tp = 1_000_000 if args.quick else 50_000_000
+    res["throughput"] = [throughput(dev, n_tp, torch.float64), throughput(dev, n_tp, torch.float32)]
+    print(json.dumps(res["throughput"]), flush=True)
+    res["billion"] = billion(dev, 2_000_000 if args.quick else 1_000_000_000,
+                             res["throughput"][0]["engine_samples_per_s"], args.max_seconds)
+    print(json.dumps(res["billion"]), flush=True)
+    res["wall_time_s"] = time.perf_counter() - start
+    args.out.mkdir(parents=True, exist_ok=True)
+    tmp = args.out / "performance_gpu.json.tmp"
+    tmp.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+    tmp.replace(args.out / "performance_gpu.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
