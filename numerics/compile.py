@@ -15,6 +15,12 @@ relative (the expressions are analytic on a disc of radius ``pi`` about the expa
 once a pole of order at most one is removed), and the closed form loses at most about
 ``eps / SWITCH^4 ~ 2e-12`` relative to cancellation.  The tests check all three branches
 against 50-digit mpmath evaluations of the closed form.
+
+The closed form is compiled a second time with ``sin(theta)``, ``cos(theta)`` and
+``tan(theta)`` replaced by arguments: callers that already hold the sine and cosine of every
+pair (:mod:`numerics.geometry` computes them anyway) pass them and skip the transcendental
+passes over the ``(K, K + K*)`` array (same values to rounding; only the branch away from the
+kinks uses them).
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ from theory.expansions import expand
 from theory.symbols import n_a, n_b, psi, theta
 
 SWITCH = 0.1
+_S, _C = sp.symbols("S C", real=True)
 
 
 def _lambdify(args, expr):
@@ -46,18 +53,56 @@ class PairFunction:
     finite_at_pi: bool = True
     vanishes_at_zero: bool = False
     vanishes_at_pi: bool = False
+    closed_sc: object = field(default=None, repr=False)  # closed form of (n_a, n_b, theta, sin, cos)
+    is_zero: bool = False
 
-    def __call__(self, na, nb, th, ps) -> np.ndarray:
-        na, nb, th, ps = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (na, nb, th, ps)))
+    def away_from_kinks(self, na, nb, th, sin, cos, shape) -> np.ndarray:
+        """The closed form from ``sin(theta)``, ``cos(theta)``: for float64 arrays whose every angle
+        the caller has checked to be at least ``SWITCH`` from 0 and from pi (no masking, no checks).
+
+        A fresh array of ``shape`` that the caller may modify in place.
+        """
+        if self.is_zero:
+            return np.zeros(shape)
+        res = self.closed_sc(na, nb, th, sin, cos)
+        if (not isinstance(res, np.ndarray) or res.shape != shape
+                or any(res is a or np.may_share_memory(res, a) for a in (na, nb, th, sin, cos))):
+            res = np.broadcast_to(res, shape).astype(np.float64, copy=True)
+        return res
+
+    def __call__(self, na, nb, th, ps, sin=None, cos=None) -> np.ndarray:
+        """Values at every pair; ``sin``, ``cos``: optional ``sin(theta)``, ``cos(theta)`` of the pairs.
+
+        Always a fresh array of the broadcast shape that the caller may modify in place.
+        """
+        args = [np.asarray(v, dtype=np.float64) for v in (na, nb, th, ps)]
+        shape = np.broadcast_shapes(*(a.shape for a in args))
+        if self.is_zero:
+            return np.zeros(shape)
+        trig = sin is not None and cos is not None
+        if trig:
+            sin, cos = np.asarray(sin, dtype=np.float64), np.asarray(cos, dtype=np.float64)
+        th_, ps_ = args[2], args[3]
+        if th_.size == 0 or (th_.min() >= SWITCH and ps_.min() >= SWITCH):
+            # the common case: closed form everywhere, no masking
+            res = self.closed_sc(args[0], args[1], th_, sin, cos) if trig else self.closed(*args[:3])
+            if (not isinstance(res, np.ndarray) or res.shape != shape or res.dtype != np.float64
+                    or any(np.may_share_memory(res, a) for a in (*args, sin, cos) if a is not None)):
+                res = np.broadcast_to(res, shape).astype(np.float64, copy=True)
+            return res
+        na, nb, th, ps = np.broadcast_arrays(*args)
+        if trig:
+            sin, cos = np.broadcast_to(sin, shape), np.broadcast_to(cos, shape)
         lo = th < SWITCH
         hi = ~lo & (ps < SWITCH)
-        if not (lo.any() or hi.any()):  # the common case: closed form everywhere, no masking
-            return np.broadcast_to(self.closed(na, nb, th), na.shape).astype(np.float64, copy=True)
-        out = np.empty(na.shape, dtype=np.float64)
+        out = np.empty(shape, dtype=np.float64)
         mid = ~(lo | hi)
-        for mask, fn, ang in ((lo, self.near_zero, th), (hi, self.near_pi, ps), (mid, self.closed, th)):
+        for mask, fn, ang in ((lo, self.near_zero, th), (hi, self.near_pi, ps)):
             if mask.any():
                 out[mask] = fn(na[mask], nb[mask], ang[mask])
+        if mid.any():
+            out[mid] = (self.closed_sc(na[mid], nb[mid], th[mid], sin[mid], cos[mid]) if trig
+                        else self.closed(na[mid], nb[mid], th[mid]))
         return out
 
 
@@ -75,4 +120,11 @@ def compile_pair(expr: sp.Expr) -> PairFunction:
         finite_at_pi=ex.finite_at_pi,
         vanishes_at_zero=ex.vanishes_at_zero,
         vanishes_at_pi=ex.vanishes_at_pi,
+        closed_sc=_lambdify((n_a, n_b, theta, _S, _C), _with_trig_arguments(expr)),
+        is_zero=expr == 0,
     )
+
+
+def _with_trig_arguments(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with ``sin(theta)``, ``cos(theta)``, ``tan(theta)`` (and ``cot``) as symbols ``S``, ``C``."""
+    return expr.xreplace({sp.sin(theta): _S, sp.cos(theta): _C, sp.tan(theta): _S / _C, sp.cot(theta): _C / _S})

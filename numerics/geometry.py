@@ -69,22 +69,46 @@ def pair_geometry(A: np.ndarray, B: np.ndarray, shared_prefix: bool = False) -> 
         nb = np.concatenate([na[:, 0], np.sqrt(np.einsum("ij,ij->i", B[len(A):], B[len(A):]))])[None, :]
     else:
         nb = np.sqrt(np.einsum("ij,ij->i", B, B))[None, :]
+    c = normalised_cosines(A, B, na, nb)
+    return geometry_from_cosines(c, A, B, na, nb, self_offset=0 if shared_prefix else None)
+
+
+def normalised_cosines(A: np.ndarray, B: np.ndarray, na: np.ndarray, nb: np.ndarray) -> np.ndarray:
+    """``(A[i] . B[j]) / (|A[i]| |B[j]|)`` clipped to ``[-1, 1]``: one matrix product, then in place."""
     c = A @ B.T
-    c /= na * nb
-    np.clip(c, -1.0, 1.0, out=c)  # only to keep sqrt real below; angles use atan2, not arccos
-    s = np.sqrt((1.0 - c) * (1.0 + c))
-    th = np.arctan2(s, c)
-    ps = np.arctan2(s, -c)  # pi - theta, accurate on both sides of pi/2
+    c /= na
+    c /= nb
+    np.clip(c, -1.0, 1.0, out=c)  # only to keep sqrt real later; angles use atan2, not arccos
+    return c
+
+
+def geometry_from_cosines(c: np.ndarray, A: np.ndarray, B: np.ndarray, na: np.ndarray, nb: np.ndarray,
+                          self_offset: int | None = None) -> PairGeometry:
+    """The geometry of the pairs ``(A[i], B[j])`` from their :func:`normalised_cosines` ``c``.
+
+    ``c`` is taken over (refined in place and returned as ``cos``); ``A`` may be a block of rows.
+    ``self_offset``: ``A[i] is B[self_offset + i]`` (self pairs: ``theta = 0`` exactly, flagged
+    parallel); ``None``: no self pairs.  Every elementwise step works in place or on one fresh
+    array: these passes over the ``(rows, len(B))`` array are what the gradient spends beyond its
+    two matrix products.
+    """
+    s = 1.0 - c
+    th = np.add(1.0, c)
+    s *= th
+    np.sqrt(s, out=s)
+    np.arctan2(s, c, out=th)
+    ps = np.negative(c)
+    np.arctan2(s, ps, out=ps)  # pi - theta, accurate on both sides of pi/2
     par = np.zeros(c.shape, dtype=bool)
     anti = np.zeros(c.shape, dtype=bool)
-    is_self = np.zeros(c.shape, dtype=bool)
-    if shared_prefix:
-        idx = np.arange(len(A))
-        is_self[idx, idx] = True
-        th[is_self], ps[is_self], s[is_self], c[is_self] = 0.0, math.pi, 0.0, 1.0
-        par |= is_self
     near = np.abs(c) > 1.0 - NEAR
-    near = np.argwhere(near & ~is_self) if near.any() else np.empty((0, 2), dtype=np.intp)
+    if self_offset is not None:
+        i = np.arange(len(A))
+        j = i + self_offset
+        th[i, j], ps[i, j], s[i, j], c[i, j] = 0.0, math.pi, 0.0, 1.0
+        par[i, j] = True
+        near[i, j] = False
+    near = np.argwhere(near)
     if len(near):
         cache_a, cache_b = {}, {}
         for i, j in near:

@@ -37,8 +37,9 @@ from theory.calculus import PairVector
 from theory.symbols import n_a, n_b, theta
 
 from .compile import SWITCH, compile_pair
-from .geometry import pair_geometry, plane_directions
-from .validation import GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, prepare
+from .geometry import geometry_from_cosines, normalised_cosines, pair_geometry, plane_directions
+from .validation import (GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, prepare, prepare_unscaled,
+                         stacked)
 
 
 def _constant(expr, what: str) -> float:
@@ -109,41 +110,19 @@ def _hessian_object(part: str, field: str) -> dict:
     return {"self_s": _constant(self_m.s, "diagonal term"), "diag": diag_pair, "off": off_pair}
 
 
-def _angles_without_self(geo) -> tuple:
-    """``(theta, psi)`` with the self pairs ``(j, j)`` moved to a harmless right angle."""
-    idx = np.arange(geo.theta.shape[0])
-    th, ps = geo.theta.copy(), geo.psi.copy()
-    th[idx, idx] = ps[idx, idx] = np.pi / 2
-    return th, ps
-
-
-def _evaluate_others(fn, geo, angles=None) -> np.ndarray:
-    """``fn`` on every pair of ``(W, Z)`` except the self pairs ``(j, j)``, which get zero.
-
-    The self pairs are evaluated at a harmless right angle and then zeroed, which keeps the
-    whole evaluation unmasked (and on the closed-form fast path when nothing is degenerate).
-    ``angles``: :func:`_angles_without_self` of ``geo``, to share between several ``fn``.
-    """
-    th, ps = _angles_without_self(geo) if angles is None else angles
-    out = fn(geo.na, geo.nb, th, ps)
-    idx = np.arange(geo.theta.shape[0])
-    out[idx, idx] = 0.0
-    return out
-
-
 def _evaluate(fn, geo, mask=None) -> np.ndarray:
     """``fn`` on every pair (or only where ``mask``; zero elsewhere, never evaluated there)."""
     if mask is None:
-        return fn(geo.na, geo.nb, geo.theta, geo.psi)
+        return fn(geo.na, geo.nb, geo.theta, geo.psi, geo.sin, geo.cos)
     na, nb = np.broadcast_arrays(geo.na, geo.nb)
     out = np.zeros(geo.theta.shape)
-    out[mask] = fn(na[mask], nb[mask], geo.theta[mask], geo.psi[mask])
+    out[mask] = fn(na[mask], nb[mask], geo.theta[mask], geo.psi[mask], geo.sin[mask], geo.cos[mask])
     return out
 
 
 # ----------------------------------------------------------------------------- helpers
 def _stack(W, W_star):
-    Z = np.vstack([W, W_star])
+    Z = stacked(W, W_star)
     signs = np.concatenate([np.ones(len(W)), -np.ones(len(W_star))])
     return Z, signs
 
@@ -152,19 +131,10 @@ def _match(theta: np.ndarray, K: int) -> list:
     """Greedy one-to-one matching of students to teachers closer than ``SWITCH`` radians.
 
     ``theta`` holds the angles of ``(W, Z)`` (``K`` rows at least); returns ``[(j, p)]`` with
-    ``p >= K`` a row of ``Z``.
+    ``p >= K`` a row of ``Z``, closest pairs first.
     """
     th = theta[:K, K:]
-    cand = np.argwhere(th < SWITCH)
-    order = np.argsort(th[tuple(cand.T)], kind="stable") if len(cand) else []
-    used_s, used_t, out = set(), set(), []
-    for idx in order:
-        j, t = cand[idx]
-        if j not in used_s and t not in used_t:
-            used_s.add(j)
-            used_t.add(t)
-            out.append((int(j), int(t) + K))
-    return out
+    return _match_candidates([(float(th[j, t]), int(j), int(t) + K) for j, t in np.argwhere(th < SWITCH)])
 
 
 def _norm_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -172,7 +142,7 @@ def _norm_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a - b, a + b) / (np.linalg.norm(a) + np.linalg.norm(b)))
 
 
-def _raise_if_missing(obj: dict, geo, mask: np.ndarray, what: str, row_names) -> None:
+def _raise_if_missing(obj: dict, geo, mask: np.ndarray, what: str, row_names, row_offset: int = 0) -> None:
     for kind, flag in (("parallel", "exists_parallel"), ("anti-parallel", "exists_antiparallel")):
         if obj[flag]:
             continue
@@ -180,7 +150,7 @@ def _raise_if_missing(obj: dict, geo, mask: np.ndarray, what: str, row_names) ->
         if len(hit):
             i, j = hit[0]
             raise ValueError(
-                f"the {what} does not exist here: W[{i}] and {row_names(j)} are exactly {kind}, "
+                f"the {what} does not exist here: W[{i + row_offset}] and {row_names(j)} are exactly {kind}, "
                 "where the population J has a kink (THEORY.md). The mean-field gradient exists; "
                 "or perturb the weights to evaluate a one-sided value."
             )
@@ -230,42 +200,128 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
     """
     check_part(part)
     check_field(field, GRADIENT_FIELDS, "gradient")
-    W, W_star, k = prepare(W, W_star)
-    return np.ldexp(_gradient(W, W_star, part, field), -k)
+    W, W_star, k, n2w, n2s = prepare_unscaled(W, W_star)
+    out = _gradient(W, W_star, part, field, n2w, n2s)
+    return np.ldexp(out, -k, out=out) if k else out
 
 
-def _gradient(W, W_star, part, field, asked=None) -> np.ndarray:
-    if part == "H":
-        return _gradient(W, W_star, "L", field) + _gradient(W, W_star, "J", field, asked="H (its J part)")
-    obj = _vector_object(part, field)
-    Z, s = _stack(W, W_star)
-    K = len(W)
-    geo = pair_geometry(W, Z, shared_prefix=True)
-    off = np.ones(geo.theta.shape, dtype=bool)
-    off[np.arange(K), np.arange(K)] = False
-    _raise_if_missing(obj, geo, off, f"true gradient of {asked or part}", _namer(K))
-    angles = _angles_without_self(geo)
-    alpha = _evaluate_others(obj["alpha"], geo, angles)
-    alpha *= s
-    beta = _evaluate_others(obj["beta"], geo, angles)
-    beta *= s
-    matched = _match(geo.theta, K)
-    for j, p in matched:
-        args = (geo.na[j, 0], geo.nb[0, p], geo.theta[j, p], geo.psi[j, p])
-        alpha[j, p] = obj["rho_alpha"](*args)
-        beta[j, p] = obj["rho_beta"](*args)
-    # half * (w_j - [z_p if matched]) + sum_q alpha_jq w_j/|w_j| + beta_jq z_q/|z_q|, with the norms
-    # folded into the coefficients; written in place (fresh (K, d) temporaries cost page faults at
-    # large d).  A matched row gets half * (w_j - z_p) with the difference formed first: near the
-    # teacher it is the small leading term, and forming it from half * w_j - half * z_p would cancel.
+_BLOCK_ENTRIES = 65536  # pairs per block of rows in _gradient (512 KiB per float64 buffer)
+
+
+def _gradient(W, W_star, part, field, n2w=None, n2s=None) -> np.ndarray:
+    """The field of ``part`` (``H``: of ``L`` and ``J`` together, from one geometry and one product).
+
+    Row ``j`` is ``half * w_j + sum_q s_q (alpha_jq w_j/|w_j| + beta_jq z_q/|z_q|)`` over the rows
+    ``z_q`` of ``Z = [W; W*]`` other than ``w_j`` (signs ``s_q = +1`` students, ``-1`` teachers).
+    That is two matrix products, ``B_s @ W + B_t @ W*``, with ``B_s[j, l] = beta_jl / |w_l|``
+    off the diagonal, ``B_s[j, j] = half + sum_q s_q alpha_jq / |w_j|`` and
+    ``B_t[j, t] = -beta_jt / |w*_t|``.  A student matched to a teacher row ``w*_t``
+    (:func:`_match_candidates`) gets ``half * (w_j - w*_t)`` with the difference formed first plus
+    the cancellation-free rewrite ``rho`` of the pair's own term: near the teacher that difference
+    is the small leading term, and forming it from ``half * w_j - half * w*_t`` would cancel.
+
+    Cost: the Gram products ``W W^T``, ``W W*^T`` and the two products above (the four the
+    formula cannot avoid), plus
+    elementwise work on blocks of rows small enough to stay in cache, written over the cosines
+    in place.  ``W`` and ``W_star`` are only read (they may be the caller's arrays); ``n2w``,
+    ``n2s``: their squared row norms, if known.
+    """
+    parts = ("L", "J") if part == "H" else (part,)
+    K, Ks = len(W), len(W_star)
+    objs = [_vector_object(p, field) for p in parts]
+    if n2w is None:
+        n2w, n2s = np.einsum("ij,ij->i", W, W), np.einsum("ij,ij->i", W_star, W_star)
+    na = np.sqrt(n2w)[:, None]
+    ns = np.sqrt(n2s)[:, None]
+    # the cosines, then (block by block, in place) the coefficients B_s and B_t
+    coef_s = normalised_cosines(W, W, na, na.T)
+    coef_t = normalised_cosines(W, W_star, na, ns.T)
+    inv_s = 1.0 / na[:, 0]
+    inv_t = -1.0 / ns[:, 0]
+    alpha_sum = np.zeros(K)
+    half = sum(obj["half"] for obj in objs)
+    candidates = []  # (theta, j, t, psi): student j within SWITCH of teacher t
+    step = max(1, _BLOCK_ENTRIES // (K + Ks))
+    for r0 in range(0, K, step):
+        r1 = min(K, r0 + step)
+        rows = np.arange(r1 - r0)
+        self_pairs = (rows, rows + r0)
+        g_s = geometry_from_cosines(coef_s[r0:r1], W[r0:r1], W, na[r0:r1], na.T, self_offset=r0)
+        g_t = geometry_from_cosines(coef_t[r0:r1], W[r0:r1], W_star, na[r0:r1], ns.T)
+        for p, obj in zip(parts, objs):
+            if not (obj["exists_parallel"] and obj["exists_antiparallel"]):
+                what = f"true gradient of {'H (its J part)' if part == 'H' else p}"
+                off = np.ones(g_s.theta.shape, dtype=bool)
+                off[self_pairs] = False
+                _raise_if_missing(obj, g_s, off, what, lambda q: f"W[{q}]", row_offset=r0)
+                _raise_if_missing(obj, g_t, np.ones(g_t.theta.shape, dtype=bool), what, lambda q: f"W_star[{q}]",
+                                  row_offset=r0)
+        near = np.argwhere(g_t.theta < SWITCH)
+        near_idx = tuple(near.T)
+        candidates += [(float(g_t.theta[i, t]), int(i) + r0, int(t), float(g_t.psi[i, t])) for i, t in near]
+        # the self pairs and the candidates to a harmless right angle (the geometry is this block's
+        # own): their entries are zeroed below and the candidates' set after the matching
+        for g, sub in ((g_s, self_pairs), (g_t, near_idx)):
+            g.theta[sub] = g.psi[sub] = np.pi / 2
+            g.sin[sub], g.cos[sub] = 1.0, 0.0
+        # away from the kinks everywhere (the common case): one closed form per coefficient
+        fast = all(g.theta.min() >= SWITCH and g.psi.min() >= SWITCH for g in (g_s, g_t))
+        b_s = b_t = None
+        for obj in objs:
+            for g, sign, dropped in ((g_s, 1.0, self_pairs), (g_t, -1.0, near_idx)):
+                if not obj["alpha"].is_zero:
+                    a = _coefficient(obj["alpha"], g, fast)
+                    a[dropped] = 0.0
+                    alpha_sum[r0:r1] += sign * a.sum(axis=1)
+                b = _coefficient(obj["beta"], g, fast)
+                if g is g_s:
+                    b_s = b if b_s is None else np.add(b_s, b, out=b_s)
+                else:
+                    b_t = b if b_t is None else np.add(b_t, b, out=b_t)
+        # the cosines of this block are no longer needed: the coefficients take their place
+        np.multiply(b_s, inv_s, out=coef_s[r0:r1])
+        np.multiply(b_t, inv_t, out=coef_t[r0:r1])
+        coef_s[r0:r1][self_pairs] = 0.0
+        coef_t[r0:r1][near_idx] = 0.0
+    matched = _match_candidates(candidates)
+    matched_set = set(matched)
     unmatched = np.ones(K)
-    unmatched[[j for j, _ in matched]] = 0.0
-    coef = alpha.sum(axis=1) / geo.na[:, 0] + obj["half"] * unmatched
-    beta /= geo.nb
-    out = beta @ Z
-    out += coef[:, None] * W
-    for j, p in matched:
-        out[j] += obj["half"] * (W[j] - Z[p])
+    for theta_jt, j, t, psi_jt in candidates:
+        x = (na[j, 0], ns[t, 0], theta_jt, psi_jt)
+        if (j, t) in matched_set:
+            unmatched[j] = 0.0
+            alpha_sum[j] += sum(float(obj["rho_alpha"](*x)) for obj in objs)
+            coef_t[j, t] = sum(float(obj["rho_beta"](*x)) for obj in objs) / ns[t, 0]
+        else:  # a near pair left to the closed form (its student or teacher is matched elsewhere)
+            alpha_sum[j] -= sum(float(obj["alpha"](*x)) for obj in objs)
+            coef_t[j, t] = -sum(float(obj["beta"](*x)) for obj in objs) / ns[t, 0]
+    idx = np.arange(K)
+    coef_s[idx, idx] = alpha_sum * inv_s + half * unmatched
+    # (SciPy's dgemm could accumulate in place, but it runs on SciPy's own BLAS thread pool, which
+    # contends with NumPy's: ten times slower here than the temporary it saves)
+    out = coef_s @ W
+    out += coef_t @ W_star
+    for j, t in matched:
+        out[j] += half * (W[j] - W_star[t])
+    return out
+
+
+def _coefficient(fn, g, fast: bool) -> np.ndarray:
+    """``fn`` on every pair of the geometry ``g`` (``fast``: no angle within ``SWITCH`` of a kink)."""
+    if fast:
+        return fn.away_from_kinks(g.na, g.nb, g.theta, g.sin, g.cos, g.theta.shape)
+    return fn(g.na, g.nb, g.theta, g.psi, g.sin, g.cos)
+
+
+def _match_candidates(candidates: list) -> list:
+    """Greedy one-to-one matching, closest first (ties: lower ``j``, then ``p``), of candidates
+    ``(theta, j, p, ...)``: the list of matched ``(j, p)`` in that order."""
+    used_s, used_t, out = set(), set(), []
+    for theta_jp, j, p, *_ in sorted(candidates, key=lambda c: c[:3]):
+        if j not in used_s and p not in used_t:
+            used_s.add(j)
+            used_t.add(p)
+            out.append((j, p))
     return out
 
 

@@ -24,12 +24,17 @@ def as_rows(x, name: str) -> np.ndarray:
 
     A 1-D input is one row (``K = 1``).
     """
+    return _checked_rows(x, name).copy()
+
+
+def _checked_rows(x, name: str) -> np.ndarray:
+    """``x`` as a validated ``(K, d)`` float64 array, without copying when it already is one (read only)."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
         x = x.detach().cpu().numpy()
     if np.iscomplexobj(x) or _has_complex(x):
         raise ValueError(f"{name} must be a real array; got complex entries (the weights of a real network are real)")
     try:
-        arr = np.array(x, dtype=np.float64)
+        arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a real array of shape (rows, d); got {type(x).__name__}: {exc}") from None
     if arr.ndim == 1:
@@ -69,21 +74,83 @@ def prepare(W, W_star) -> tuple:
     """Validated ``(W, W_star, k)`` with both scaled by ``2**k`` (exact) so the largest entry is in [0.5, 1).
 
     Every population quantity is positively homogeneous (loss of degree 2, gradient 1,
-    Hessian 0), so callers undo the scaling exactly with powers of two.
+    Hessian 0), so callers undo the scaling exactly with powers of two.  The two returned
+    arrays are fresh (never the caller's memory): the rows of one ``(K + K*, d)`` array
+    ``Z = [W; W_star]``, which :func:`stacked` recovers without a copy.
     """
-    W = as_rows(W, "W")
-    W_star = as_rows(W_star, "W_star")
+    W = _checked_rows(W, "W")
+    W_star = _checked_rows(W_star, "W_star")
     if W.shape[1] != W_star.shape[1]:
         raise ValueError(f"W has d = {W.shape[1]} but W_star has d = {W_star.shape[1]}")
-    big = max(np.abs(W).max(), np.abs(W_star).max())
+    big = max(-np.min(W), np.max(W), -np.min(W_star), np.max(W_star))
     k = -math.frexp(big)[1]
-    np.ldexp(W, k, out=W)  # as_rows made fresh copies: scale them in place
-    np.ldexp(W_star, k, out=W_star)
-    for name, arr in (("W", W), ("W_star", W_star)):
-        tiny = np.flatnonzero(np.linalg.norm(arr, axis=1) == 0)
-        if len(tiny):
-            raise ValueError(
-                f"row {tiny[0]} of {name} is too small relative to the largest entry to be represented "
-                "(norms span more than ~600 orders of magnitude)"
-            )
-    return W, W_star, k
+    K = len(W)
+    Z = np.empty((K + len(W_star), W.shape[1]))
+    np.ldexp(W, k, out=Z[:K])
+    np.ldexp(W_star, k, out=Z[K:])
+    tiny = np.flatnonzero(np.einsum("ij,ij->i", Z, Z) == 0)
+    if len(tiny):
+        name, row = ("W", tiny[0]) if tiny[0] < K else ("W_star", tiny[0] - K)
+        raise ValueError(
+            f"row {row} of {name} is too small relative to the largest entry to be represented "
+            "(norms span more than ~600 orders of magnitude)"
+        )
+    return Z[:K], Z[K:], k
+
+
+# squared row norms in [2**-900, 2**900]: no product of two norms, Gram entry or result of degree
+# <= 2 can overflow or leave the normal range, so the scaling by 2**k is not needed (it is exact,
+# and every population quantity is positively homogeneous: results agree to rounding)
+_SAFE_SQUARED_NORMS = (2.0**-900, 2.0**900)
+
+
+def prepare_unscaled(W, W_star) -> tuple:
+    """``(W, W_star, k, |w_j|^2, |w*_j|^2)``: like :func:`prepare`, without a copy where it is safe.
+
+    When every squared row norm lies in a range where nothing downstream can overflow or
+    underflow (the common case), ``k = 0`` and the arrays are the caller's own (as float64
+    views): callers must only read them.  Otherwise this is :func:`prepare`'s scaled copy.
+    The squared norms come from one pass over each array, which also finds non-finite entries
+    and zero rows (they make the norm non-finite or zero; :func:`prepare` then names them).
+    """
+    try:
+        Wv = _checked_rows_cheap(W)
+        Wsv = _checked_rows_cheap(W_star)
+    except _NotCheap:
+        Wv = None
+    if Wv is not None and Wv.shape[1] == Wsv.shape[1]:
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            n2w = np.einsum("ij,ij->i", Wv, Wv)
+            n2s = np.einsum("ij,ij->i", Wsv, Wsv)
+        lo, hi = _SAFE_SQUARED_NORMS
+        if all(lo <= n.min() and n.max() <= hi for n in (n2w, n2s)):  # False where a norm is NaN
+            return Wv, Wsv, 0, n2w, n2s
+    W, W_star, k = prepare(W, W_star)
+    return W, W_star, k, np.einsum("ij,ij->i", W, W), np.einsum("ij,ij->i", W_star, W_star)
+
+
+class _NotCheap(Exception):
+    pass
+
+
+def _checked_rows_cheap(x) -> np.ndarray:
+    """``x`` as a real float64 ``(K, d)`` array with ``K >= 1``, ``d >= 2``, or :class:`_NotCheap`
+    (anything else goes through :func:`prepare`, whose checks name the problem)."""
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu" or x.ndim != 2:
+        raise _NotCheap
+    if x.shape[0] < 1 or x.shape[1] < 2:
+        raise _NotCheap
+    return np.asarray(x, dtype=np.float64)
+
+
+def stacked(W: np.ndarray, W_star: np.ndarray) -> np.ndarray:
+    """``[W; W_star]`` as one array: the common base, without a copy, when ``W``, ``W_star`` come from
+    :func:`prepare`; a fresh ``vstack`` otherwise."""
+    base = W.base
+    if (base is not None and base is W_star.base and base.ndim == 2 and base.flags.c_contiguous
+            and base.shape == (len(W) + len(W_star), W.shape[1]) and W.strides == W_star.strides == base.strides):
+        start = base.__array_interface__["data"][0]
+        if (W.__array_interface__["data"][0] == start
+                and W_star.__array_interface__["data"][0] == start + W.nbytes):
+            return base
+    return np.vstack([W, W_star])
