@@ -221,9 +221,8 @@ def _gradient(W, W_star, part, field, n2w=None, n2s=None) -> np.ndarray:
     is the small leading term, and forming it from ``half * w_j - half * w*_t`` would cancel.
 
     Cost: the Gram products ``W W^T``, ``W W*^T`` and the two products above (the four the
-    formula cannot avoid), plus
-    elementwise work on blocks of rows small enough to stay in cache, written over the cosines
-    in place.  ``W`` and ``W_star`` are only read (they may be the caller's arrays); ``n2w``,
+    formula cannot avoid), plus elementwise work on blocks of rows, written over the cosines in
+    place.  ``W`` and ``W_star`` are only read (they may be the caller's arrays); ``n2w``,
     ``n2s``: their squared row norms, if known.
     """
     parts = ("L", "J") if part == "H" else (part,)
