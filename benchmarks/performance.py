@@ -31,12 +31,7 @@ from verify.report import versions, write_atomic  # noqa: E402
 
 
 def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(_times(fn, repeats))
 
 
 def _cpu_name() -> str:

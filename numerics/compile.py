@@ -64,11 +64,7 @@ class PairFunction:
         """
         if self.is_zero:
             return np.zeros(shape)
-        res = self.closed_sc(na, nb, th, sin, cos)
-        if (not isinstance(res, np.ndarray) or res.shape != shape
-                or any(res is a or np.may_share_memory(res, a) for a in (na, nb, th, sin, cos))):
-            res = np.broadcast_to(res, shape).astype(np.float64, copy=True)
-        return res
+        return _fresh(self.closed_sc(na, nb, th, sin, cos), shape, (na, nb, th, sin, cos))
 
     def __call__(self, na, nb, th, ps, sin=None, cos=None) -> np.ndarray:
         """Values at every pair; ``sin``, ``cos``: optional ``sin(theta)``, ``cos(theta)`` of the pairs.
@@ -86,10 +82,7 @@ class PairFunction:
         if th_.size == 0 or (th_.min() >= SWITCH and ps_.min() >= SWITCH):
             # the common case: closed form everywhere, no masking
             res = self.closed_sc(args[0], args[1], th_, sin, cos) if trig else self.closed(*args[:3])
-            if (not isinstance(res, np.ndarray) or res.shape != shape or res.dtype != np.float64
-                    or any(np.may_share_memory(res, a) for a in (*args, sin, cos) if a is not None)):
-                res = np.broadcast_to(res, shape).astype(np.float64, copy=True)
-            return res
+            return _fresh(res, shape, (*args, sin, cos) if trig else args)
         na, nb, th, ps = np.broadcast_arrays(*args)
         if trig:
             sin, cos = np.broadcast_to(sin, shape), np.broadcast_to(cos, shape)
@@ -104,6 +97,15 @@ class PairFunction:
             out[mid] = (self.closed_sc(na[mid], nb[mid], th[mid], sin[mid], cos[mid]) if trig
                         else self.closed(na[mid], nb[mid], th[mid]))
         return out
+
+
+def _fresh(res, shape, inputs) -> np.ndarray:
+    """``res`` as a float64 array of ``shape`` that shares no memory with ``inputs`` (copied if needed:
+    a lambdified expression may return a scalar, a smaller broadcastable array or an input itself)."""
+    if (not isinstance(res, np.ndarray) or res.shape != shape or res.dtype != np.float64
+            or any(np.may_share_memory(res, a) for a in inputs)):
+        res = np.broadcast_to(res, shape).astype(np.float64, copy=True)
+    return res
 
 
 @lru_cache(maxsize=None)

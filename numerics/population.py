@@ -208,7 +208,7 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
 _BLOCK_ENTRIES = 65536  # pairs per block of rows in _gradient (512 KiB per float64 buffer)
 
 
-def _gradient(W, W_star, part, field, n2w=None, n2s=None) -> np.ndarray:
+def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
     """The field of ``part`` (``H``: of ``L`` and ``J`` together, from one geometry and one product).
 
     Row ``j`` is ``half * w_j + sum_q s_q (alpha_jq w_j/|w_j| + beta_jq z_q/|z_q|)`` over the rows
@@ -223,13 +223,11 @@ def _gradient(W, W_star, part, field, n2w=None, n2s=None) -> np.ndarray:
     Cost: the Gram products ``W W^T``, ``W W*^T`` and the two products above (the four the
     formula cannot avoid), plus elementwise work on blocks of rows, written over the cosines in
     place.  ``W`` and ``W_star`` are only read (they may be the caller's arrays); ``n2w``,
-    ``n2s``: their squared row norms, if known.
+    ``n2s``: their squared row norms.
     """
     parts = ("L", "J") if part == "H" else (part,)
     K, Ks = len(W), len(W_star)
     objs = [_vector_object(p, field) for p in parts]
-    if n2w is None:
-        n2w, n2s = np.einsum("ij,ij->i", W, W), np.einsum("ij,ij->i", W_star, W_star)
     na = np.sqrt(n2w)[:, None]
     ns = np.sqrt(n2s)[:, None]
     # the cosines, then (block by block, in place) the coefficients B_s and B_t

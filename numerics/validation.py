@@ -78,6 +78,11 @@ def prepare(W, W_star) -> tuple:
     arrays are fresh (never the caller's memory): the rows of one ``(K + K*, d)`` array
     ``Z = [W; W_star]``, which :func:`stacked` recovers without a copy.
     """
+    return _scaled_copy(W, W_star)[:3]
+
+
+def _scaled_copy(W, W_star) -> tuple:
+    """:func:`prepare`'s ``(W, W_star, k)`` and the squared row norms of ``Z = [W; W_star]``."""
     W = _checked_rows(W, "W")
     W_star = _checked_rows(W_star, "W_star")
     if W.shape[1] != W_star.shape[1]:
@@ -88,14 +93,15 @@ def prepare(W, W_star) -> tuple:
     Z = np.empty((K + len(W_star), W.shape[1]))
     np.ldexp(W, k, out=Z[:K])
     np.ldexp(W_star, k, out=Z[K:])
-    tiny = np.flatnonzero(np.einsum("ij,ij->i", Z, Z) == 0)
+    n2 = np.einsum("ij,ij->i", Z, Z)
+    tiny = np.flatnonzero(n2 == 0)
     if len(tiny):
         name, row = ("W", tiny[0]) if tiny[0] < K else ("W_star", tiny[0] - K)
         raise ValueError(
             f"row {row} of {name} is too small relative to the largest entry to be represented "
             "(norms span more than ~600 orders of magnitude)"
         )
-    return Z[:K], Z[K:], k
+    return Z[:K], Z[K:], k, n2
 
 
 # squared row norms in [2**-900, 2**900]: no product of two norms, Gram entry or result of degree
@@ -107,40 +113,31 @@ _SAFE_SQUARED_NORMS = (2.0**-900, 2.0**900)
 def prepare_unscaled(W, W_star) -> tuple:
     """``(W, W_star, k, |w_j|^2, |w*_j|^2)``: like :func:`prepare`, without a copy where it is safe.
 
-    When every squared row norm lies in a range where nothing downstream can overflow or
-    underflow (the common case), ``k = 0`` and the arrays are the caller's own (as float64
-    views): callers must only read them.  Otherwise this is :func:`prepare`'s scaled copy.
-    The squared norms come from one pass over each array, which also finds non-finite entries
-    and zero rows (they make the norm non-finite or zero; :func:`prepare` then names them).
+    When both inputs are real NumPy arrays of shape ``(rows, d)`` and every squared row norm
+    lies in a range where nothing downstream can overflow or underflow (the common case),
+    ``k = 0`` and the arrays are the caller's own (as float64 views): callers must only read
+    them.  Otherwise this is :func:`prepare`'s scaled copy.  The squared norms come from one
+    pass over each array, which also finds non-finite entries and zero rows (they make the norm
+    non-finite or zero; :func:`prepare` then names them).
     """
-    try:
-        Wv = _checked_rows_cheap(W)
-        Wsv = _checked_rows_cheap(W_star)
-    except _NotCheap:
-        Wv = None
-    if Wv is not None and Wv.shape[1] == Wsv.shape[1]:
+    Wv, Wsv = _plain_rows(W), _plain_rows(W_star)
+    if Wv is not None and Wsv is not None and Wv.shape[1] == Wsv.shape[1]:
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             n2w = np.einsum("ij,ij->i", Wv, Wv)
             n2s = np.einsum("ij,ij->i", Wsv, Wsv)
         lo, hi = _SAFE_SQUARED_NORMS
         if all(lo <= n.min() and n.max() <= hi for n in (n2w, n2s)):  # False where a norm is NaN
             return Wv, Wsv, 0, n2w, n2s
-    W, W_star, k = prepare(W, W_star)
-    return W, W_star, k, np.einsum("ij,ij->i", W, W), np.einsum("ij,ij->i", W_star, W_star)
+    W, W_star, k, n2 = _scaled_copy(W, W_star)
+    return W, W_star, k, n2[:len(W)], n2[len(W):]
 
 
-class _NotCheap(Exception):
-    pass
-
-
-def _checked_rows_cheap(x) -> np.ndarray:
-    """``x`` as a real float64 ``(K, d)`` array with ``K >= 1``, ``d >= 2``, or :class:`_NotCheap`
+def _plain_rows(x):
+    """``x`` as float64 when it is a real NumPy array of shape ``(K >= 1, d >= 2)``; else ``None``
     (anything else goes through :func:`prepare`, whose checks name the problem)."""
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu" or x.ndim != 2:
-        raise _NotCheap
-    if x.shape[0] < 1 or x.shape[1] < 2:
-        raise _NotCheap
-    return np.asarray(x, dtype=np.float64)
+    if isinstance(x, np.ndarray) and x.dtype.kind in "fiu" and x.ndim == 2 and x.shape[0] >= 1 and x.shape[1] >= 2:
+        return np.asarray(x, dtype=np.float64)
+    return None
 
 
 def stacked(W: np.ndarray, W_star: np.ndarray) -> np.ndarray:
