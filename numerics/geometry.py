@@ -12,6 +12,7 @@ recomputed **exactly** in integer arithmetic from the float inputs (Lagrange's i
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,6 +131,8 @@ def plane_directions(A: np.ndarray, B: np.ndarray, geo: PairGeometry) -> tuple:
     """
     ah = A / geo.na
     bh = B / geo.nb.T
+    if A.shape[1] == 2:
+        return ah, _plane_directions_2d(A, B, ah)
     small = (geo.theta <= geo.psi)[:, :, None]
     half_t = 2.0 * np.sin(geo.theta / 2) ** 2
     half_p = 2.0 * np.sin(geo.psi / 2) ** 2
@@ -147,3 +150,19 @@ def plane_directions(A: np.ndarray, B: np.ndarray, geo: PairGeometry) -> tuple:
     degenerate = (geo.parallel | geo.antiparallel)[:, :, None] | (norm == 0)
     e2 = np.where(degenerate, 0.0, u / np.where(norm == 0, 1.0, norm))
     return ah, e2
+
+
+def _plane_directions_2d(A: np.ndarray, B: np.ndarray, ah: np.ndarray) -> np.ndarray:
+    """``e2`` in d = 2: ``a^`` turned by a right angle towards ``B[j]``, exactly orthonormal to ``a^``.
+
+    The plane is the whole space, so ``e2`` is defined even for (anti-)parallel pairs (turned
+    counter-clockwise there): the d = 2 matrices write ``I`` as ``e1 e1^T + e2 e2^T`` and need it.
+    The side is the sign of ``det(a, b)``, recomputed exactly where rounding could flip it.
+    """
+    det = A[:, None, 0] * B[None, :, 1] - A[:, None, 1] * B[None, :, 0]
+    scale = np.abs(A[:, None, 0] * B[None, :, 1]) + np.abs(A[:, None, 1] * B[None, :, 0])
+    for i, j in np.argwhere(np.abs(det) <= 4 * np.finfo(float).eps * scale):
+        det[i, j] = float(Fraction(A[i, 0]) * Fraction(B[j, 1]) - Fraction(A[i, 1]) * Fraction(B[j, 0]))
+    side = np.where(det < 0, -1.0, 1.0)
+    turned = np.stack([-ah[:, 1], ah[:, 0]], axis=1)
+    return side[:, :, None] * turned[:, None, :]

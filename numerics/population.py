@@ -27,6 +27,7 @@ returns its limit there.
 from __future__ import annotations
 
 import math
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -86,10 +87,18 @@ def _vector_object(part: str, field: str) -> dict:
 
 
 def _matrix_object(matrix) -> dict:
-    fns = [compile_pair(c) for c in matrix.coefficients()]
+    coefficients = matrix.coefficients()
+    fns = [compile_pair(c) for c in coefficients]
     e2_terms = fns[1:4]
+    B11, B12, B21, B22, s = coefficients
+    # d = 2 has no orthogonal complement: I = e1 e1^T + e2 e2^T, and the in-plane coefficients
+    # B11 + s, B22 + s are simplified as sums.  Near a kink B22 and s are each ~ |b|/(|a| angle)
+    # and cancel to O(1): added in floating point they would lose every digit (the true Hessian
+    # of J at an anti-parallel pair with |b|/|a| = 1e6 came out as 0 instead of I/2).
+    plane = [compile_pair(sp.simplify(B11 + s)), fns[1], fns[2], compile_pair(sp.simplify(B22 + s))]
     return {
         "coef": fns,
+        "coef_plane": plane,
         "exists_parallel": all(f.finite_at_zero for f in fns) and all(f.vanishes_at_zero for f in e2_terms),
         "exists_antiparallel": all(f.finite_at_pi for f in fns) and all(f.vanishes_at_pi for f in e2_terms),
     }
@@ -169,7 +178,16 @@ def loss(W, W_star, part: str) -> float:
     """
     check_part(part)
     W, W_star, k = prepare(W, W_star)
-    return math.ldexp(_loss(W, W_star, part), -2 * k)
+    value = _loss(W, W_star, part)
+    try:
+        return math.ldexp(value, -2 * k)
+    except OverflowError:
+        raise ValueError(_too_large(f"the population {part} ({value:.6g} * 2**{-2 * k})")) from None
+
+
+def _too_large(what: str) -> str:
+    return (f"{what} exceeds the float64 range (~1.8e308); it grows like |W|^2 for a loss and "
+            "|W| for a gradient: rescale the weights (every object is positively homogeneous)")
 
 
 def _loss(W, W_star, part: str) -> float:
@@ -202,7 +220,12 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
     check_field(field, GRADIENT_FIELDS, "gradient")
     W, W_star, k, n2w, n2s = prepare_unscaled(W, W_star)
     out = _gradient(W, W_star, part, field, n2w, n2s)
-    return np.ldexp(out, -k, out=out) if k else out
+    if k:
+        with np.errstate(over="ignore"):
+            np.ldexp(out, -k, out=out)
+        if not np.isfinite(out).all():
+            raise ValueError(_too_large(f"an entry of the {field} gradient of {part}"))
+    return out
 
 
 _BLOCK_ENTRIES = 65536  # pairs per block of rows in _gradient (512 KiB per float64 buffer)
@@ -332,19 +355,66 @@ def hessian(W, W_star, part: str, field: str) -> np.ndarray:
     check_part(part)
     check_field(field, HESSIAN_FIELDS, "Hessian")
     W, W_star, _ = prepare(W, W_star)
-    return _hessian(W, W_star, part, field)
+    _check_memory(W.shape[0] * W.shape[1], part)
+    out = _hessian(W, W_star, part, field)
+    if not np.isfinite(out).all():  # degree 0: only a kink's 1/angle terms at an extreme size ratio get here
+        raise ValueError(f"an entry of the {field} Hessian of {part} is beyond the float64 range (~1.8e308) here: "
+                         "a pair of rows is so close to (anti-)parallel, at such a ratio of norms, that a "
+                         "curvature term ~ |w*| / (|w| angle) overflows")
+    return out
+
+
+# peak float64 arrays of (K d)^2 entries while a Hessian is assembled: the result, the blocks of
+# the student pairs and one einsum temporary (H: the L part is held while J is assembled, then summed)
+_PEAK_MATRICES = {"L": 3, "J": 3, "H": 5}
+
+
+def _check_memory(n: int, part: str) -> None:
+    """``ValueError`` up front when the ``(n, n)`` Hessian cannot be assembled in the available memory
+    (instead of a ``MemoryError`` deep inside after minutes of work)."""
+    need = 8 * n * n * _PEAK_MATRICES[part]
+    have = available_memory()
+    if have is not None and need > have:
+        raise ValueError(
+            f"the Hessian is a ({n}, {n}) matrix ({8 * n * n / 2**30:.3g} GiB in float64); assembling it needs "
+            f"about {need / 2**30:.3g} GiB, and {have / 2**30:.3g} GiB is available. Evaluate a smaller "
+            "configuration, or work with gradients (numerics.gradient is O(K d) memory)"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now (Linux ``MemAvailable``; else physical
+    memory; ``None`` where neither can be read)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _block_terms(coef, e1, e2):
-    """Blocks ``B11 e1 e1^T + B12 e1 e2^T + B21 e2 e1^T + B22 e2 e2^T + s I`` for all pairs."""
-    B11, B12, B21, B22, sI = coef
-    d = e1.shape[-1]
+    """Blocks ``B11 e1 e1^T + B12 e1 e2^T + B21 e2 e1^T + B22 e2 e2^T (+ s I)`` for all pairs
+    (``coef`` has four entries in d = 2, where the ``s`` is folded into ``B11``, ``B22``)."""
+    B11, B12, B21, B22 = coef[:4]
     out = np.einsum("jl,jd,je->jlde", B11, e1, e1)
     out += np.einsum("jl,jd,jle->jlde", B12, e1, e2)
     out += np.einsum("jl,jld,je->jlde", B21, e2, e1)
     out += np.einsum("jl,jld,jle->jlde", B22, e2, e2)
-    out += sI[:, :, None, None] * np.eye(d)
+    if len(coef) == 5:
+        out += coef[4][:, :, None, None] * np.eye(e1.shape[-1])
     return out
+
+
+def _coefficient_functions(obj: dict, d: int) -> list:
+    """The compiled coefficients of a pair matrix: ``(B11, B12, B21, B22, s)``, or in d = 2 the
+    four in-plane ones ``(B11 + s, B12, B21, B22 + s)``."""
+    return obj["coef_plane"] if d == 2 else obj["coef"]
 
 
 def _hessian(W, W_star, part, field, asked=None) -> np.ndarray:
@@ -367,21 +437,22 @@ def _hessian(W, W_star, part, field, asked=None) -> np.ndarray:
     # off-diagonal blocks (j, l), both students: the pair term's Jacobian in its second row
     if K > 1:
         _raise_if_missing(obj["off"], geo, off & students, what, names)
-        coef = [_evaluate(f, geo, off & students)[:, :K] for f in obj["off"]["coef"]]
+        coef = [_evaluate(f, geo, off & students)[:, :K] for f in _coefficient_functions(obj["off"], d)]
         blocks = _block_terms(coef, e1, e2[:, :K])
         out += blocks.transpose(0, 2, 1, 3)
     # diagonal blocks: the self term plus, for true/mean, the sum over every other row
     diag = np.zeros((K, d, d)) + obj["self_s"] * np.eye(d)
     if obj["diag"] is not None:
         _raise_if_missing(obj["diag"], geo, off, what, names)
-        coef = [_evaluate(f, geo, off) * s for f in obj["diag"]["coef"]]
-        B11, B12, B21, B22, sI = coef
+        coef = [_evaluate(f, geo, off) * s for f in _coefficient_functions(obj["diag"], d)]
+        B11, B12, B21, B22 = coef[:4]
         v12 = np.einsum("jq,jqd->jd", B12, e2)
         v21 = np.einsum("jq,jqd->jd", B21, e2)
         diag += B11.sum(1)[:, None, None] * np.einsum("jd,je->jde", e1, e1)
         diag += np.einsum("jd,je->jde", e1, v12) + np.einsum("jd,je->jde", v21, e1)
         diag += np.einsum("jq,jqd,jqe->jde", B22, e2, e2)
-        diag += sI.sum(1)[:, None, None] * np.eye(d)
+        if d > 2:
+            diag += coef[4].sum(1)[:, None, None] * np.eye(d)
     idx = np.arange(K)
     out[idx, :, idx, :] += diag
     return out.reshape(K * d, K * d)

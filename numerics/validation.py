@@ -29,14 +29,24 @@ def as_rows(x, name: str) -> np.ndarray:
 
 def _checked_rows(x, name: str) -> np.ndarray:
     """``x`` as a validated ``(K, d)`` float64 array, without copying when it already is one (read only)."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
-        x = x.detach().cpu().numpy()
-    if np.iscomplexobj(x) or _has_complex(x):
-        raise ValueError(f"{name} must be a real array; got complex entries (the weights of a real network are real)")
+    x = _from_tensor(x, name)
     try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        raw = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
         raise ValueError(f"{name} must be a real array of shape (rows, d); got {type(x).__name__}: {exc}") from None
+    if raw.dtype.kind == "c" or _has_complex(x):
+        raise ValueError(f"{name} must be a real array; got complex entries (the weights of a real network are real)")
+    if raw.dtype.kind == "O":  # e.g. Fractions or mpmath numbers: real numbers, but not strings or booleans
+        if any(isinstance(v, (str, bytes, bool, np.bool_)) for v in raw.ravel()):
+            raise ValueError(f"{name} must hold real numbers; got strings or booleans among its entries")
+        try:
+            raw = raw.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must hold real numbers; got an entry that is not one: {exc}") from None
+    if raw.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must hold real numbers (float or int); got entries of dtype {raw.dtype} "
+                         f"({'booleans' if raw.dtype.kind == 'b' else 'not numbers'}); convert them explicitly")
+    arr = raw.astype(np.float64, copy=False)
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2:
@@ -56,6 +66,18 @@ def _checked_rows(x, name: str) -> np.ndarray:
             "population quantities are not differentiable there"
         )
     return arr
+
+
+def _from_tensor(x, name: str):
+    """A torch tensor as a NumPy array (any float dtype, on any device; without importing torch)."""
+    if not (hasattr(x, "detach") and hasattr(x, "cpu")):
+        return x
+    x = x.detach().cpu()
+    if getattr(x, "is_complex", lambda: False)():
+        raise ValueError(f"{name} must be a real array; got a complex tensor (the weights of a real network are real)")
+    if x.is_floating_point() and str(x.dtype) not in ("torch.float64", "torch.float32", "torch.float16"):
+        x = x.double()  # bfloat16 and the float8 types have no NumPy counterpart; every value is exact in float64
+    return x.numpy()
 
 
 def check_part(part: str) -> str:
@@ -87,21 +109,45 @@ def _scaled_copy(W, W_star) -> tuple:
     W_star = _checked_rows(W_star, "W_star")
     if W.shape[1] != W_star.shape[1]:
         raise ValueError(f"W has d = {W.shape[1]} but W_star has d = {W_star.shape[1]}")
-    big = max(-np.min(W), np.max(W), -np.min(W_star), np.max(W_star))
-    k = -math.frexp(big)[1]
+    k = _scale_exponent(W, W_star)
     K = len(W)
     Z = np.empty((K + len(W_star), W.shape[1]))
     np.ldexp(W, k, out=Z[:K])
     np.ldexp(W_star, k, out=Z[K:])
     n2 = np.einsum("ij,ij->i", Z, Z)
-    tiny = np.flatnonzero(n2 == 0)
-    if len(tiny):
-        name, row = ("W", tiny[0]) if tiny[0] < K else ("W_star", tiny[0] - K)
-        raise ValueError(
-            f"row {row} of {name} is too small relative to the largest entry to be represented "
-            "(norms span more than ~600 orders of magnitude)"
-        )
     return Z[:K], Z[K:], k, n2
+
+
+def _scale_exponent(W: np.ndarray, W_star: np.ndarray) -> int:
+    """The ``k`` of :func:`prepare`.
+
+    ``2**k`` puts the largest entry in ``[0.5, 1)``.  Where a row is then so small that its squared
+    norm falls below ``2**-900`` (near the end of the normal float64 range, where it would start
+    to lose digits), ``k`` is raised until every squared norm lies in ``[2**-900, 2**900]``, the
+    range in which nothing downstream overflows or underflows.  When no ``k`` does that (the rows'
+    sizes span more than about ``2**900 / d``), ``ValueError`` names the smallest row.
+    """
+    row_max = [np.max(np.abs(A), axis=1) for A in (W, W_star)]  # exact: never under- or overflows
+    big = max(float(r.max()) for r in row_max)
+    k = -math.frexp(big)[1]
+    # a row whose largest entry (scaled) is in [2**(e-1), 2**e) has |row|^2 >= 2**(2e - 2)
+    expo = [np.frexp(r)[1] + k for r in row_max]
+    lowest = min(int(e.min()) for e in expo)
+    low_limit, high_limit = (int(math.log2(x)) for x in _SAFE_SQUARED_NORMS)
+    raise_by = max(0, (low_limit + 1) // 2 - (lowest - 1))
+    if raise_by == 0:
+        return k  # the common case: the largest entry in [0.5, 1)
+    # after the raise the largest entry is below 2**raise_by: |row|^2 < d * 4**raise_by <= 2**high_limit
+    if 2 * raise_by + math.ceil(math.log2(W.shape[1])) > high_limit:
+        which = 0 if int(expo[0].min()) == lowest else 1
+        row = int(np.argmin(expo[which]))
+        raise ValueError(
+            f"row {row} of {('W', 'W_star')[which]} (largest entry {float(row_max[which][row]):.3g}) is too small "
+            f"next to the largest entry ({big:.3g}): rows whose sizes differ by more than about 2**"
+            f"{(high_limit - low_limit) // 2} / sqrt(d) cannot be held in one float64 computation "
+            "without losing that row's digits; drop or rescale it"
+        )
+    return k + raise_by
 
 
 # squared row norms in [2**-900, 2**900]: no product of two norms, Gram entry or result of degree
