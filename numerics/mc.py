@@ -1,7 +1,7 @@
 """Monte-Carlo witness in PyTorch: sample means and standard errors of the losses and fields.
 
 Independent of the closed forms: it shares with :mod:`theory` / :mod:`numerics.population`
-only the definitions of the network and the per-sample losses (THEORY.md),
+only the definitions of the network and the per-sample losses (docs/theory.md, sections 1–2),
 
     g(x; W) = sum_j relu(w_j . x),   l_L = (g - g*)^2 / 2,   l_J = |grad_x g - grad_x g*|^2 / 2,
 
@@ -12,7 +12,7 @@ and the closed per-sample expression (:func:`per_sample_gradients_closed`, used 
 
     d l_L / d w_j = (g - g*) 1{w_j.x > 0} x,      d l_J / d w_j = 1{w_j.x > 0} (grad_x g - grad_x g*).
 
-Their average is the **mean field** (not the true gradient; THEORY.md).  The true gradient
+Their average is the **mean field** (not the true gradient; docs/theory.md, section 4).  The true gradient
 has its own witness, central differences of the MC loss with common random numbers
 (:func:`true_gradient_fd`), and the expected autograd Hessian too (:func:`autograd_hessian_mc`).
 
@@ -26,9 +26,20 @@ is bounded by the chunk and the variance has no catastrophic cancellation (relat
 per-sample quantity depends on ``x`` only through that span except the factor ``x`` in
 ``d l_L / d w_j``, whose conditional mean given the span coordinates is their embedding.
 Exact in expectation; variance and cost no longer grow with ``d``.
+
+Range: every per-sample quantity is positively homogeneous in ``(W, W*)`` jointly (losses of
+degree 2, per-sample gradients of degree 1, their derivatives of degree 0), so weights whose
+largest entry is outside :data:`UNSCALED_RANGE` (``[2**-100, 2**100]`` in float64,
+``[2**-8, 2**8]`` in float32) are scaled by an exact power of two into ``[0.5, 1)`` and the
+results scaled back exactly; inside it the weights are used as given.  Finite input thus
+never gives NaN, inf or a standard error that underflowed to zero: a result that float64
+cannot hold (the loss of weights ~1e200 is ~1e400) is a ``ValueError``, and so is a row too
+small relative to the largest to be represented.  Seeds: :func:`check_seed` (integers in
+``[0, 2**32 - 1]``, each its own stream).
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -43,13 +54,19 @@ METHODS = ("plain", "subspace")
 _SECONDS_BEFORE_PROGRESS = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MCEstimate:
     """Sample means and standard errors after ``n`` samples.
 
     ``loss[part]`` / ``loss_se[part]``: floats for ``part`` in ``L, J, H``;
     ``mean_field[part]`` / ``mean_field_se[part]``: ``(K, d)`` arrays (the mean field
     ``E_x[grad_W l]``).  The standard error is ``sqrt(sample variance / n)``.
+
+    Equality: two estimates are equal iff every field except ``seconds`` (the wall-clock
+    time) is equal, the dicts of arrays compared key by key and by value
+    (:func:`numpy.array_equal`; the estimates hold no NaN).  The hash uses only the immutable
+    scalar fields ``n, method, seed, device, dtype``, so it is consistent with ``==``
+    (equal estimates hash alike) while the dicts, which are mutable, do not enter it.
     """
 
     n: int
@@ -63,6 +80,20 @@ class MCEstimate:
     dtype: str
     seconds: float = field(default=0.0, compare=False)
 
+    def __eq__(self, other):
+        if not isinstance(other, MCEstimate):
+            return NotImplemented
+        return (
+            (self.n, self.method, self.seed, self.device, self.dtype)
+            == (other.n, other.method, other.seed, other.device, other.dtype)
+            and _dicts_equal(self.loss, other.loss) and _dicts_equal(self.loss_se, other.loss_se)
+            and _dicts_equal(self.mean_field, other.mean_field)
+            and _dicts_equal(self.mean_field_se, other.mean_field_se)
+        )
+
+    def __hash__(self):
+        return hash((self.n, self.method, self.seed, self.device, self.dtype))
+
     def z_scores(self, closed_loss: dict, closed_mean_field: dict) -> dict:
         """``(estimate - closed) / se`` per key (``"L"``, ``"mean_field/L"``, ...)."""
         out = {}
@@ -72,7 +103,62 @@ class MCEstimate:
         return out
 
 
+def _dicts_equal(a: dict, b: dict) -> bool:
+    """Same keys and, per key, equal values: arrays by shape and value, scalars by ``==``."""
+    return a.keys() == b.keys() and all(np.array_equal(a[key], b[key]) for key in a)
+
+
 # ----------------------------------------------------------------------------- set-up and checks
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def check_seed(seed) -> int:
+    """``seed`` as a Python ``int`` if it is a valid seed for this module; else ``ValueError``.
+
+    Valid seeds are the integers (``int`` or NumPy integer, not ``bool``) in
+    ``SEED_RANGE = [0, 2**32 - 1]``; they go to ``torch.Generator.manual_seed`` unchanged.
+    Why the range: ``manual_seed`` takes a 64-bit value, but the CPU generator seeds its
+    Mersenne Twister (mt19937) with the low 32 bits only, so on the CPU ``seed`` and
+    ``seed + 2**32`` (e.g. 0, 2**32 and 2**63) give the same samples, and ``2**64`` and
+    beyond overflow in the C layer.  Inside the range every seed gives its own stream (the
+    same stream as before this check existed); outside it there is no distinct stream to
+    give on the CPU, so the seed is refused rather than silently aliased.  Negative seeds,
+    booleans, floats (even integral ones) and strings are refused too.
+
+    Pure and cheap: meant also for command lines that validate ``--seed`` (and any seeds
+    they derive from it) before any work starts.
+    """
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer in [{SEED_RANGE[0]}, 2**32 - 1]; got {seed!r}")
+    seed = int(seed)
+    if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise ValueError(
+            f"seed must be in [0, 2**32 - 1] = [0, {SEED_RANGE[1]}]; got {seed}: torch's CPU generator uses only "
+            "the low 32 bits of a seed, so larger seeds would repeat the samples of smaller ones"
+        )
+    return seed
+
+
+def _generator(seed: int, dev: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(seed)
+    return gen
+
+
+def _check_chunk(chunk_size) -> int:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
+        raise ValueError(f"chunk_size must be a positive integer; got {chunk_size!r}")
+    return int(chunk_size)
+
+
+def _check_step(h) -> float:
+    if isinstance(h, (bool, np.bool_)) or not isinstance(h, (int, float, np.integer, np.floating)):
+        raise ValueError(f"h must be a positive real number; got {h!r}")
+    if not (math.isfinite(h) and h > 0):
+        raise ValueError(f"h (the relative step of the central differences) must be positive and finite; got {h!r}")
+    return float(h)
+
+
 def resolve_device(device) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -139,7 +225,40 @@ def _chunk_size(chunk_size, n_max, K, P, width, dtype, dev, subspace: bool = Fal
     return int(chunk_size)
 
 
+# Largest |entry| M of [W; W_star] for which the computation runs on the weights as given.
+# Every per-sample quantity is positively homogeneous in (W, W_star) jointly, of degree at most
+# 4 (the squared losses summed for the variance): with 2**-k ~ M, it is 2**(-k deg) times its
+# value at the normalised weights 2**k [W; W_star] (largest entry in [0.5, 1)).  Worst case per sample
+# (P = K + K* rows, d inputs, |x_i| < 9: a 9-sigma draw has probability ~2e-19):
+# |w . x| <= 9 d M, so l <= 41 P**2 d**2 M**2 and a sum of n squared losses is below
+# 2**11 n P**4 d**4 M**4.
+#   float64 (normal range 2**-1022 .. 2**1024), M in [2**-100, 2**100]: overflow would need
+#   n P**4 d**4 > 2**600, far beyond any problem that fits in memory; at the low end, a loss
+#   above the rounding level of its evaluation (|g - g*| >~ eps M, eps = 2**-53, so l**2 >~
+#   2**-212 M**4) has a square above 2**-612, still normal after dividing by any feasible n.
+#   float32 (normal range 2**-126 .. 2**128) has far less room, so M in [2**-8, 2**8]: no
+#   overflow while n P**4 d**4 < 2**85 (worst case; typical sums are many orders smaller),
+#   and only squared losses within a few bits of float32's rounding level (eps = 2**-24,
+#   l**2 >~ 2**-96 M**4), which are rounding noise already, can become subnormal.
+#   [2**-30, 2**30] would not do: at 2**30 the squared losses alone are ~2**120 and their
+#   sums overflow (NaN standard errors); at 2**-30 they are ~2**-120, at the edge of the normal range.
+# Outside the range the weights are scaled by 2**k (exact, ldexp) to M in [0.5, 1) and the
+# results scaled back exactly: losses and their SEs by 2**(-2k), fields by 2**(-k),
+# derivatives of fields (degree 0) not at all.  Inside it nothing changes, so the numbers are
+# bit for bit those of the unscaled code.  Either way, a sum that still overflows (a problem
+# too large for float32) or a result float64 cannot hold is a ValueError (``_unscale``).
+UNSCALED_RANGE = {torch.float64: (2.0**-100, 2.0**100), torch.float32: (2.0**-8, 2.0**8)}
+
+
 def _setup(W, W_star, device, dtype):
+    """``(Z, s, K, dev, k)``: ``Z = 2**k [W; W_star]`` as a tensor, signs ``s``, ``K = len(W)``.
+
+    ``k = 0`` when the largest entry is in :data:`UNSCALED_RANGE` for ``dtype``; otherwise
+    ``2**k`` brings it into ``[0.5, 1)``.  A row too small, relative to the largest entry, to
+    survive that normalisation in float64 (squared norm 0: norms spanning more than ~600
+    orders of magnitude, as the closed forms refuse) or to have a nonzero squared norm in
+    ``dtype`` in the frame the computation uses is a ``ValueError`` naming the row.
+    """
     W = as_rows(W, "W")
     W_star = as_rows(W_star, "W_star")
     if W.shape[1] != W_star.shape[1]:
@@ -147,9 +266,54 @@ def _setup(W, W_star, device, dtype):
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
     dev = resolve_device(device)
-    Z = torch.as_tensor(np.vstack([W, W_star]), dtype=dtype, device=dev)
-    s = torch.cat([torch.ones(len(W)), -torch.ones(len(W_star))]).to(dtype=dtype, device=dev)
-    return Z, s, len(W), dev
+    Z = np.vstack([W, W_star])
+    K = len(W)
+    big = float(np.max(np.abs(Z)))
+    k_norm = -math.frexp(big)[1]  # 2**k_norm * big is in [0.5, 1)
+    lo, hi = UNSCALED_RANGE[dtype]
+    k = 0 if lo <= big <= hi else k_norm
+    Zn = np.ldexp(Z, k_norm)
+    frame = (Z if k == 0 else np.ldexp(Z, k)).astype(np.float64 if dtype == torch.float64 else np.float32)
+    with np.errstate(under="ignore"):
+        vanished = ~np.any(Zn * Zn != 0, axis=1) | ~np.any(frame * frame != 0, axis=1)
+    if vanished.any():
+        i = int(np.flatnonzero(vanished)[0])
+        name, row = ("W", i) if i < K else ("W_star", i - K)
+        raise ValueError(
+            f"row {row} of {name} is too small relative to the largest entry ({big:.3g}) to be represented "
+            f"in {str(dtype).replace('torch.', '')} (its squared norm underflows to 0; norms span too many "
+            "orders of magnitude)"
+        )
+    Z = torch.as_tensor(Z if k == 0 else np.ldexp(Z, k), dtype=dtype, device=dev)
+    s = torch.cat([torch.ones(K), -torch.ones(len(W_star))]).to(dtype=dtype, device=dev)
+    return Z, s, K, dev, k
+
+
+def _unscale(x, e: int, what: str):
+    """``x * 2**e`` (a float or an array), exactly; ``ValueError`` when that is not representable.
+
+    ``x`` comes from the (possibly normalised) computation; a non-finite ``x`` means the sums
+    overflowed there (the working dtype is too narrow for the problem).  With ``e = 0`` only
+    that check is made and ``x`` is returned as it is.
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"the Monte-Carlo {what} is not finite: the running sums overflowed in the working "
+                         "dtype (use float64, or fewer rows / a smaller d)")
+    if e == 0:
+        return x
+    with np.errstate(over="ignore", under="ignore"):
+        out = np.ldexp(arr, e)
+        back = np.ldexp(out, -e)
+    if not (np.all(np.isfinite(out)) and np.array_equal(back, arr)):
+        mag = float(np.max(np.abs(arr)))
+        where = "above" if np.any(~np.isfinite(out)) else "below"
+        raise ValueError(
+            f"the Monte-Carlo {what} of these weights (about 2**{math.frexp(mag)[1] + e} in magnitude) "
+            f"is {where} the float64 range, so it cannot be returned: losses scale like |W|**2, fields like "
+            "|W|; rescale the weights"
+        )
+    return float(out) if np.ndim(x) == 0 else out
 
 
 def span_basis(Z: torch.Tensor) -> torch.Tensor:
@@ -267,19 +431,28 @@ def _finish(acc: _Accumulator, Q, meta) -> MCEstimate:
     return MCEstimate(n=n, loss=loss, loss_se=loss_se, mean_field=mf, mean_field_se=mf_se, **meta)
 
 
+def _scale_back(est: MCEstimate, k: int, seconds: float) -> MCEstimate:
+    """The estimate for the caller's weights from one for ``2**k`` times them (exact; see ``_setup``)."""
+    def each(d: dict, e: int, what: str) -> dict:
+        return {p: _unscale(v, e, f"{what}[{p!r}]") for p, v in d.items()}
+
+    return MCEstimate(**{**est.__dict__, "seconds": seconds,
+                         "loss": each(est.loss, -2 * k, "loss"), "loss_se": each(est.loss_se, -2 * k, "loss_se"),
+                         "mean_field": each(est.mean_field, -k, "mean_field"),
+                         "mean_field_se": each(est.mean_field_se, -k, "mean_field_se")})
+
+
 def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progress) -> Iterator[MCEstimate]:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer; got {seed!r}")
-    Z, s, K, dev = _setup(W, W_star, device, dtype)
+    seed = check_seed(seed)
+    Z, s, K, dev, k = _setup(W, W_star, device, dtype)
     Q = span_basis(Z) if method == "subspace" else None
     Zy = Z if Q is None else Z @ Q
     width = Zy.shape[1]
     chunk = _chunk_size(chunk_size, checkpoints[-1], K, len(Z), width, dtype, dev, subspace=Q is not None)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed))
-    meta = {"method": method, "seed": int(seed), "device": str(dev), "dtype": str(dtype).replace("torch.", "")}
+    gen = _generator(seed, dev)
+    meta = {"method": method, "seed": seed, "device": str(dev), "dtype": str(dtype).replace("torch.", "")}
     acc = _Accumulator(Q)
     bar = None
     start = time.perf_counter()
@@ -299,8 +472,7 @@ def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progre
                                    desc=f"Monte-Carlo ({method}, {dev})")
                 elif bar is not None:
                     bar.update(c)
-            est = _finish(acc, Q, meta)
-            yield MCEstimate(**{**est.__dict__, "seconds": time.perf_counter() - start})
+            yield _scale_back(_finish(acc, Q, meta), k, time.perf_counter() - start)
     finally:
         if bar is not None:
             bar.close()
@@ -316,7 +488,8 @@ def monte_carlo(W, W_star, n_samples, *, seed: int, device=None, dtype=torch.flo
     ``"cpu"`` or ``"cuda"``.  ``method``: ``"plain"`` or ``"subspace"`` (Rao-Blackwellised,
     see the module docstring).  ``chunk_size``: samples per chunk (default: from a memory
     budget).  ``progress``: ``None`` shows a progress bar when the run is expected to take more
-    than a few seconds.  Every argument is checked before any sampling starts.
+    than a few seconds.  ``seed``: see :func:`check_seed`.  Every argument is checked before any
+    sampling starts; a result that float64 cannot represent is a ``ValueError`` (module docstring).
     """
     checkpoints = _checkpoints(n_samples)
     it = _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progress)
@@ -407,12 +580,13 @@ def true_gradient_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: floa
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}; got {part!r}")
     n = _checkpoints(n_samples)[-1]
-    Z, s, K, dev = _setup(W, W_star, device, dtype)
+    seed, h, chunk_size = check_seed(seed), _check_step(h), _check_chunk(chunk_size)
+    Z, s, K, dev, scale = _setup(W, W_star, device, dtype)
     Wt, Ws = Z[:K], Z[K:]
     d = Wt.shape[1]
     steps = h * torch.linalg.norm(Wt, dim=1)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed))
+    _check_steps(Wt, steps, h)
+    gen = _generator(seed, dev)
     s1 = torch.zeros(K, d, dtype=dtype, device=dev)
     s2 = torch.zeros(K, d, dtype=dtype, device=dev)
     done = 0
@@ -430,7 +604,19 @@ def true_gradient_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: floa
         done += c
     mean = s1 / n
     var = torch.clamp((s2 - n * mean * mean) / (n - 1), min=0)
-    return mean.cpu().numpy().astype(np.float64), torch.sqrt(var / n).cpu().numpy().astype(np.float64)
+    # the gradient is of degree 1 in (W, W_star): undo the scaling by 2**scale exactly
+    return (_unscale(mean.cpu().numpy().astype(np.float64), -scale, "true-gradient estimate"),
+            _unscale(torch.sqrt(var / n).cpu().numpy().astype(np.float64), -scale, "true-gradient standard error"))
+
+
+def _check_steps(Wt: torch.Tensor, steps: torch.Tensor, h: float) -> None:
+    """Every step ``h |w_i|`` must be finite and move every entry of its row (else the central
+    difference is ``0 / step``, a spurious zero with zero standard error, or not finite)."""
+    E = steps[:, None].expand_as(Wt)
+    ok = torch.isfinite(steps).all() and bool(((Wt + E) != Wt).all()) and bool(((Wt - E) != Wt).all())
+    if not ok:
+        raise ValueError(f"h = {h!r} gives steps h |w_i| = {steps.tolist()} that are not finite or too small to "
+                         f"change the entries of W in {str(Wt.dtype).replace('torch.', '')}; choose h near 1e-2")
 
 
 def _closed_losses(W, W_star, x) -> dict:
@@ -454,10 +640,10 @@ def autograd_hessian_mc(W, W_star, part: str, n_samples: int, *, seed: int, devi
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}; got {part!r}")
     n = _checkpoints(n_samples)[-1]
-    Z, s, K, dev = _setup(W, W_star, device, dtype)
+    seed, chunk_size = check_seed(seed), _check_chunk(chunk_size)
+    Z, s, K, dev, _ = _setup(W, W_star, device, dtype)  # of degree 0: only the signs of x . w_j enter
     d = Z.shape[1]
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed))
+    gen = _generator(seed, dev)
     eye = torch.eye(d, dtype=dtype, device=dev)
     s1 = torch.zeros(K, d, K, d, dtype=dtype, device=dev)
     s2 = torch.zeros_like(s1)
@@ -475,8 +661,9 @@ def autograd_hessian_mc(W, W_star, part: str, n_samples: int, *, seed: int, devi
     mean = s1 / n
     var = torch.clamp((s2 - n * mean * mean) / (n - 1), min=0)
     shape = (K * d, K * d)
-    return (mean.reshape(shape).cpu().numpy().astype(np.float64),
-            torch.sqrt(var / n).reshape(shape).cpu().numpy().astype(np.float64))
+    return (_unscale(mean.reshape(shape).cpu().numpy().astype(np.float64), 0, "autograd-Hessian estimate"),
+            _unscale(torch.sqrt(var / n).reshape(shape).cpu().numpy().astype(np.float64), 0,
+                     "autograd-Hessian standard error"))
 
 
 def per_sample_autograd_hessian(W, W_star, x_single, part: str) -> torch.Tensor:
@@ -516,12 +703,13 @@ def mean_field_jacobian_fd(W, W_star, part: str, n_samples: int, *, seed: int, h
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}; got {part!r}")
     n = _checkpoints(n_samples)[-1]
-    Z, s, K, dev = _setup(W, W_star, device, dtype)
+    seed, h, chunk_size = check_seed(seed), _check_step(h), _check_chunk(chunk_size)
+    Z, s, K, dev, _ = _setup(W, W_star, device, dtype)  # the Jacobian is of degree 0: no scaling back
     Wt, Ws = Z[:K], Z[K:]
     d = Wt.shape[1]
     steps = h * torch.linalg.norm(Wt, dim=1)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed))
+    _check_steps(Wt, steps, h)
+    gen = _generator(seed, dev)
     s1 = torch.zeros(K * d, K * d, dtype=dtype, device=dev)
     s2 = torch.zeros_like(s1)
     done = 0
@@ -539,4 +727,5 @@ def mean_field_jacobian_fd(W, W_star, part: str, n_samples: int, *, seed: int, h
         done += c
     mean = s1 / n
     var = torch.clamp((s2 - n * mean * mean) / (n - 1), min=0)
-    return mean.cpu().numpy().astype(np.float64), torch.sqrt(var / n).cpu().numpy().astype(np.float64)
+    return (_unscale(mean.cpu().numpy().astype(np.float64), 0, "mean-field Jacobian estimate"),
+            _unscale(torch.sqrt(var / n).cpu().numpy().astype(np.float64), 0, "mean-field Jacobian standard error"))
