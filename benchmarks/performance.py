@@ -2,7 +2,7 @@
 
     python benchmarks/performance.py [--out reports] [--quick]
 
-Everything is measured in one run on one machine and reported as ratios (see the issue's
+Everything is measured in one run on one machine and reported as ratios (see the
 targets in the Markdown).  Timings are medians of repeats; wall-clock, ``time.perf_counter``.
 Never part of the test suite.
 """
@@ -135,7 +135,7 @@ def streaming_memory(n_large: int, d: int = 10, K: int = 2) -> dict:
     """Peak memory of a CPU run of ``n_large`` samples against one of 1e6, each in a fresh process.
 
     The engine streams in chunks with running sums, so the peak resident memory should not grow
-    with the number of samples (the issue asks for 1e8 on a CPU without running out of memory).
+    with the number of samples (the target: 1e8 samples on a CPU without running out of memory).
     """
     runs = []
     for n in (1_000_000, n_large):

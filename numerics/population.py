@@ -1,6 +1,6 @@
 """Population losses, gradient fields and Hessians of the shallow ReLU student-teacher network.
 
-Semantics (THEORY.md):
+Semantics (docs/theory.md, sections 4–5):
 
 * ``field="mean"``: the **mean field** ``E_x[grad_W l(x; W)]`` (what SGD with autograd follows);
 * ``field="true"``: the **true gradient** ``grad_W E_x[l(x; W)]`` of the population loss;
@@ -160,7 +160,7 @@ def _raise_if_missing(obj: dict, geo, mask: np.ndarray, what: str, row_names, ro
             i, j = hit[0]
             raise ValueError(
                 f"the {what} does not exist here: W[{i + row_offset}] and {row_names(j)} are exactly {kind}, "
-                "where the population J has a kink (THEORY.md). The mean-field gradient exists; "
+                "where the population J has a kink (docs/theory.md, section 6). The mean-field gradient exists; "
                 "or perturb the weights to evaluate a one-sided value."
             )
 
@@ -171,7 +171,7 @@ def _namer(K: int):
 
 # ----------------------------------------------------------------------------- public API
 def loss(W, W_star, part: str) -> float:
-    """Population loss ``L``, ``J`` or ``H = L + J`` (THEORY.md), a float.
+    """Population loss ``L``, ``J`` or ``H = L + J`` (docs/theory.md, section 2), a float.
 
     ``L = E[(g(x;W) - g(x;W*))^2]/2``, ``J = E[|grad_x g(x;W) - grad_x g(x;W*)|^2]/2``,
     ``x ~ N(0, I_d)``; ``W`` is ``(K, d)``, ``W_star`` is ``(K*, d)``.
@@ -214,7 +214,7 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
 
     ``field="mean"``: mean field ``E_x[grad_W l]`` (autograd's per-sample gradient averaged);
     ``field="true"``: gradient of the population loss.  They agree for ``L`` and differ for
-    ``J`` and ``H`` by the boundary term of the indicators (THEORY.md).
+    ``J`` and ``H`` by the boundary term of the indicators (docs/theory.md, section 4).
     """
     check_part(part)
     check_field(field, GRADIENT_FIELDS, "gradient")

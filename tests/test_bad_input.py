@@ -1,4 +1,4 @@
-"""Input validation of the public API and behaviour at the kinks of J (THEORY.md).
+"""Input validation of the public API and behaviour at the kinks of J (docs/theory.md, section 6).
 
 * malformed input raises ``ValueError`` whose message names the problem (row, argument, position);
 * objects that do not exist at exactly (anti-)parallel rows (true gradient / true Hessian of J and H,

@@ -1,7 +1,7 @@
 """Condition numbers (numerics.conditioning, theory.spectrum) and the conditioning report.
 
 Objects: ``"true"`` = Hessian of the population loss, ``"mean"`` = Jacobian of the mean field,
-``"autograd"`` = expected autograd Hessian (THEORY.md).  Every single-node closed form is checked
+``"autograd"`` = expected autograd Hessian (docs/theory.md, section 5).  Every single-node closed form is checked
 against the public ``numerics.hessian``; the report's numbers are recomputed from the public API.
 """
 import json

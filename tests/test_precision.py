@@ -1,7 +1,7 @@
 """Numerical honesty of :mod:`numerics`: float64 results against 50-digit mpmath references.
 
 The reference here is independent of :mod:`theory`: the closed forms are typed in from
-THEORY.md's arc-cosine kernels (Cho & Saul's ``J_0``, ``J_1``) and evaluated with mpmath at 50
+the arc-cosine kernels of docs/theory.md, section 3 (Cho & Saul's ``J_0``, ``J_1``) and evaluated with mpmath at 50
 digits **from the exact float inputs** (``mpmath.mpf`` of every float entry), with every angle
 computed in mpmath as ``atan2(|a ^ b|, a.b)`` and ``|a ^ b|^2 = sum_{i<k} (a_i b_k - a_k b_i)^2``
 (Lagrange's identity; each product of two doubles is exact at 50 digits), so the reference is
@@ -159,7 +159,7 @@ def _single_node(d, name, ratio, orient):
 
 # The single-node rewrites (numerics.population: matched pair, cancellation-free split of the
 # loss and of the mean field) and the exact-arithmetic angles promise "full relative accuracy for
-# one node": ~1e-15.  1e-9 (brief) leaves six orders for the conditioning of the closed forms at
+# one node": ~1e-15.  1e-9 (the bound stated in README.md, "Numerical care") leaves six orders for the conditioning of the closed forms at
 # theta = 1e-8 (e.g. the loss is O(theta^2 |w|^2) there while its terms are O(|w|^2)).
 SINGLE_RTOL = 1e-9
 
@@ -193,7 +193,7 @@ def _moderate_config(seed, K=2, K_star=2, d=4):
 def test_two_node_random_configurations(seed):
     W, W_star = _moderate_config(seed)
     # Moderate angles: the closed-form branch, a sum of (K+K*)^2 = 16 pair terms of a few ulps
-    # each; the loss/field is O(1) of the terms for random rows, so ~1e-15 expected; 1e-12 (brief)
+    # each; the loss/field is O(1) of the terms for random rows, so ~1e-15 expected; 1e-12 (the suite's bound at moderate angles)
     # allows a cancellation factor of ~1000 between terms.
     for part in PARTS:
         assert rel_err_scalar(numerics.loss(W, W_star, part), ref_loss(W, W_star, part)) <= 1e-12, part
@@ -384,7 +384,7 @@ def test_hessian_of_L_is_continuous_at_parallel_rows(name, field):
 
 # ----------------------------------------------------------------------------- angle geometry
 GEO_ANGLES = {
-    "1e-12": 1e-12, "1e-8": 1e-8, "1e-4": 1e-4, "0.045": 0.045, "1": 1.0,  # brief's list, plus
+    "1e-12": 1e-12, "1e-8": 1e-8, "1e-4": 1e-4, "0.045": 0.045, "1": 1.0,  # the required angles, plus
     "2": 2.0, "pi-0.045": math.pi - 0.045, "pi-1e-8": math.pi - 1e-8,  # the obtuse generic path
 }
 
@@ -401,7 +401,7 @@ def test_pair_geometry_angles(d, angle, seed):
         ps = mpmath.pi - th  # at 50 digits, no cancellation issue
         e_th = float(abs(mpmath.mpf(float(geo.theta[0, 0])) - th) / th)
         e_ps = float(abs(mpmath.mpf(float(geo.psi[0, 0])) - ps) / ps)
-    # "theta and psi accurate to a few ulps" (numerics.geometry docstring); 1e-12 is the brief's
+    # "theta and psi accurate to a few ulps" (numerics.geometry docstring); 1e-12 is the required
     # bound and also covers the generic (Gram-matrix) path just above NEAR (theta = 0.045),
     # whose error the docstring bounds by eps / (1 - |c|) ~ 2e-13.
     assert e_th <= 1e-12, (angle, e_th)

@@ -1,4 +1,4 @@
-"""Property tests of the public API ``numerics.loss / gradient / hessian`` (THEORY.md).
+"""Property tests of the public API ``numerics.loss / gradient / hessian`` (docs/theory.md).
 
 Configurations are drawn by hypothesis as a shape ``(K, K*, d)`` plus an integer seed for a
 NumPy ``Generator`` (shrinks well and is reproducible).  Two families:
@@ -17,7 +17,7 @@ at most ``S``); Hessian-type matrices are compared relative to ``max(1, max |ent
 diagonal blocks contain ``I/2`` or ``I``).
 
 Besides the symmetry properties, a few *independent* closed forms written here from the arc-cosine
-kernel facts of THEORY.md (not from the library) are compared with the library: the losses, the mean
+kernel facts of docs/theory.md, section 3 (not from the library) are compared with the library: the losses, the mean
 fields, the boundary term ``true - mean`` of ``J``, the Jacobian of the mean field of ``J`` and the
 expected autograd Hessians of ``L`` and ``J``.
 """

@@ -76,7 +76,7 @@ def test_true_gradient_of_J_is_mean_field_plus_boundary_term():
 
 
 def test_mean_jacobian_equals_true_hessian_for_L_only():
-    """THEORY.md: the mean Jacobian is the true Hessian for L, not for J (pair blocks in a and b)."""
+    """docs/theory.md, section 5: the mean Jacobian is the true Hessian for L, not for J (pair blocks in a and b)."""
     for side in ("a", "b"):
         mean = getattr(pairs, f"mean_jacobian_{side}")
         true = getattr(pairs, f"true_hessian_{side}")
@@ -213,7 +213,7 @@ def sympy_reference(request):
 
 # Tolerances below: float64 evaluation of sums over O((K + K*)^2) closed-form pair terms at
 # generic angles (|cos| < 0.95, no cancellation-prone branch), each exact to a few ulps; the
-# reference is exact to ~1e-40.  Loss: 1e-13 relative (brief); vectors/matrices: 1e-13 of
+# reference is exact to ~1e-40.  Loss: 1e-13 relative (the suite's target); vectors/matrices: 1e-13 of
 # the largest entry (entries can be small by cancellation between pair terms).
 @pytest.mark.parametrize("part", ["L", "J", "H"])
 def test_loss_matches_sympy(sympy_reference, part):

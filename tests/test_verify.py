@@ -11,7 +11,7 @@ def test_verify_all_writes_reports_and_index(quick_reports):
     for name in ("formulas.md", "formulas.json", "formulas_single_node_spectra.png", "README.md"):
         assert (quick_reports / name).stat().st_size > 0, name
     index = (quick_reports / "README.md").read_text()
-    for claim in range(1, 8):  # one verdict row per claim of THEORY.md
+    for claim in range(1, 8):  # one verdict row per claim (docs/claims.md)
         assert f"\n| {claim} |" in index
 
 

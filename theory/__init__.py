@@ -16,7 +16,7 @@ Modules:
 
 Fields: ``"mean"`` is ``E_x[grad_W l]`` (autograd's per-sample gradient, averaged), ``"true"``
 is ``grad_W E_x[l]``.  Hessians: ``"true"``, ``"mean"`` (Jacobian of the mean field),
-``"autograd"`` (expected per-sample autograd Hessian).  See THEORY.md of the project.
+``"autograd"`` (expected per-sample autograd Hessian).  See docs/theory.md, sections 4–5.
 """
 from . import calculus, kernels, pairs
 from .symbols import n_a, n_b, psi, theta

@@ -4,7 +4,7 @@ The flows are ``dw/dt = -F(w)`` with ``F`` one of
 
 * ``"L"``: the mean field of ``L`` (equal to the true gradient of ``L``);
 * ``"H-mean"``: the mean field of ``H`` (what autograd's per-sample gradient averages to; the
-  paper's convention, THEORY.md "Two gradient fields");
+  paper's convention, docs/theory.md, section 4);
 * ``"H-true"``: the true gradient of the population ``H``.
 
 **Object.** The linearisation of a flow at the teacher is the **Jacobian of the mean field**
@@ -18,7 +18,7 @@ orthogonal to ``w``), so its eigenvalues are those of ``B + s I_2`` and ``s`` (`
 ``w`` approaches ``w*``).  We therefore take the limit ``theta -> 0+`` at fixed norms and then
 ``n_b = n_a`` (the teacher), i.e. the limit along any approach; the *eigenvalues* have a limit
 that does not depend on the direction, the matrix does not.  For ``L`` the Jacobian exists
-at the teacher and equals ``I/2`` (THEORY.md: continuous extension of the paper's formula).
+at the teacher and equals ``I/2`` (docs/theory.md, section 7: continuous extension of the paper's formula).
 
 **True gradient of H.**  The true gradient equals the mean field plus the boundary term of the
 indicators, ``(n_b cos theta / 2 pi) e2`` per pair (teacher sign ``-1``): a jump of size

@@ -13,7 +13,7 @@ a 2x2 in-plane block ``B`` and the coefficient ``s`` of the identity (the orthog
 complement), i.e. ``M = E B E^T + s I`` with ``E = [e1 e2]``.
 
 References: Cho & Saul (2009), "Kernel methods for deep learning" (``J_0``, ``J_1``);
-THEORY.md of this project.
+docs/theory.md, section 3.
 """
 from .cache import cached
 

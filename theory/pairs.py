@@ -5,7 +5,7 @@ rows (see :mod:`theory.population`).  This module derives, for one ordered pair
 ``(a, b)`` — ``a`` the student row being differentiated, ``b`` any other row — the
 pieces those sums are made of.  ``H`` is ``L + J`` throughout.
 
-Objects (THEORY.md, "Two gradient fields", "Three Hessians"):
+Objects (docs/theory.md, sections 4 and 5):
 
 * ``loss_kernel``: ``E[sigma(a.x) sigma(b.x)]`` (L) or ``E[1{a.x>0} 1{b.x>0}] a.b`` (J).
 * ``mean_field``: the expectation of the per-sample autograd gradient term that row ``b``

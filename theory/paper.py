@@ -2,7 +2,7 @@
 
 Oh, Lyu & Son, "Sobolev acceleration for neural networks" (arXiv:2509.19773), single-node
 case ``K = K* = 1``; ``theta`` the angle between ``w`` and ``w*``, ``u = w*/|w*|``,
-``v = w/|w|``, ``alpha = |w*| / (2 pi |w| sin theta)`` (THEORY.md):
+``v = w/|w|``, ``alpha = |w*| / (2 pi |w| sin theta)`` (docs/theory.md, section 7):
 
 * ``nabla^2 L = I/2 - alpha (u u^T - cos(theta) v u^T + sin^2(theta) I)(I - v v^T)``
 * ``nabla^2 H = I - alpha (2 u u^T - cos(theta) v u^T + sin^2(theta) I)(I - v v^T)``

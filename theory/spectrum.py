@@ -14,7 +14,7 @@ complement.  Every block is positively homogeneous of degree 0 in ``(|w|, |w*|)`
 ``rho = |w|/|w*|`` and ``theta`` only (checked symbolically in :func:`single_node_blocks`), so
 ``d`` enters only through the multiplicity of ``s``.
 
-Hessians (THEORY.md): ``"true"`` (of the population loss), ``"mean"`` (Jacobian of the mean
+Hessians (docs/theory.md, section 5): ``"true"`` (of the population loss), ``"mean"`` (Jacobian of the mean
 field, not symmetric for ``H``), ``"autograd"`` (expected per-sample autograd Hessian).
 """
 from __future__ import annotations

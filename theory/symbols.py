@@ -2,7 +2,7 @@
 
 A *pair* of non-zero rows ``(a, b)`` enters every population quantity only through
 its norms ``n_a = |a|``, ``n_b = |b|`` and the angle ``theta`` between them
-(THEORY.md, "Arc-cosine kernel forms").  ``psi = pi - theta`` is the complementary
+(docs/theory.md, section 3).  ``psi = pi - theta`` is the complementary
 angle, used to write expressions that stay accurate near anti-parallel pairs.
 
 Polar coordinates ``(r, phi)`` parametrise the plane spanned by ``a`` and ``b``,

@@ -3,7 +3,7 @@
 Writes ``conditioning.md`` / ``conditioning.json`` and the figures ``conditioning_map_<field>.png``,
 ``conditioning_multinode.png``, ``conditioning_directions.png``.
 
-For each point, the three Hessians of ``L`` and of ``H`` (THEORY.md: ``"true"`` = Hessian of the
+For each point, the three Hessians of ``L`` and of ``H`` (docs/theory.md, section 5: ``"true"`` = Hessian of the
 population loss, ``"mean"`` = Jacobian of the mean field, ``"autograd"`` = expected autograd
 Hessian) and their condition numbers under each definition of :mod:`numerics.conditioning`.
 The comparison is always ``kappa(H) / kappa(L)`` for the *same* Hessian kind and definition:
@@ -290,7 +290,7 @@ def build(ctx: Context) -> Report:
             "definitions": DEF_TEXT, "fields": FIELD_TEXT}
 
     rep.add("""
-Condition numbers of the three Hessian-type matrices of `L` and of `H = L + J` (THEORY.md), compared as
+Condition numbers of the three Hessian-type matrices of `L` and of `H = L + J` (docs/theory.md, section 5), compared as
 **κ(H)/κ(L) for the same kind of matrix and the same definition** (below 1: `H` is better conditioned).
 
 | kind | object | symmetric? |

@@ -23,7 +23,7 @@ HESSIAN_NAMES = {"true": "Hessian of the population loss", "mean": "Jacobian of 
 
 
 def paper_formula_numpy(w: np.ndarray, w_star: np.ndarray, part: str) -> np.ndarray:
-    """The paper's single-node nabla^2 L / nabla^2 H, typed in from THEORY.md (NumPy)."""
+    """The paper's single-node nabla^2 L / nabla^2 H, typed in from the paper (docs/theory.md, section 7; NumPy)."""
     d = len(w)
     nw, ns = np.linalg.norm(w), np.linalg.norm(w_star)
     v, u = w / nw, w_star / ns
@@ -118,7 +118,7 @@ def build(ctx: Context) -> Report:
         return "yes" if b else "**no**"
 
     rep.add("""
-Setting and conventions are those of `THEORY.md`: `x ~ N(0, I_d)`, student rows `W`, teacher rows
+Setting and conventions are those of `docs/theory.md` (sections 4–5): `x ~ N(0, I_d)`, student rows `W`, teacher rows
 `W*`, `L = E[(g − g*)²]/2`, `J = E[|∇ₓg − ∇ₓg*|²]/2`, `H = L + J`. **Mean field** = `E_x[∇_W ℓ]` (the
 per-sample autograd gradient, averaged: what SGD follows); **true gradient** = `∇_W E_x[ℓ]`. Hessians:
 **true** (of the population loss), **mean** (Jacobian of the mean field), **autograd** (`E_x` of the

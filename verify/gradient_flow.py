@@ -9,7 +9,7 @@ Writes ``gradient_flow.md`` / ``gradient_flow.json`` / ``gradient_flow_*.png``.
 * ``"H-mean"``: the mean field of ``H`` (``numerics.gradient(..., "H", "mean")``; what
   autograd's per-sample gradient averages to, the paper's convention),
 * ``"H-true"``: the true gradient of the population ``H``.  It jumps by ``|w*|/2pi`` across
-  every student-teacher ray (the cone-shaped kink of the population ``J``, THEORY.md), so a
+  every student-teacher ray (the cone-shaped kink of the population ``J``, docs/theory.md, section 6), so a
   plain adaptive method stalls there and a fixed-step method chatters.  We integrate it as a
   Filippov sliding flow: the mean field plus the boundary terms of every pair that is not
   locked; when a student row comes within ``LOCK_ANGLE`` of a teacher ray (``w*`` or ``-w*``:

@@ -1,4 +1,4 @@
-"""``python -m verify.training``: the paper's training experiments (THEORY.md, claims 5--7).
+"""``python -m verify.training``: the paper's training experiments (docs/claims.md, claims 5--7; docs/experiments.md, sections 5--8).
 
 Writes ``training.md`` / ``training.json`` and the figures ``training_*.png``.
 
@@ -73,7 +73,7 @@ PROFILES = {
         highdim=dict(dims=(10, 100, 1000), widths=(1, 4), n=256, n_test=2000, steps=400, lr=0.05,
                      matched_cap=4096, fd_step=1e-3, eval_every=10),
         ae=dict(epochs=20, seeds=5, evals_per_epoch=2)),
-    # the paper's sizes (PAPER_EXPERIMENTS.md); meant for a GPU
+    # the paper's sizes (docs/experiments.md, sections 5-8); meant for a GPU
     "full": dict(
         seeds=5,
         ackley=dict(n=100, n_test=10000, steps=50000, lr=1e-4, eval_every=50, width=64, depth=4),

@@ -1,4 +1,4 @@
-"""The paper's training experiments (THEORY.md, claims 5--7), used by ``verify.training``.
+"""The paper's training experiments (docs/claims.md, claims 5--7), used by ``verify.training``.
 
 * :mod:`.targets` -- Ackley 2-D with its gradient, the 1-D targets ``f1, f2, f3`` with two derivatives,
   the student--teacher ReLU network as a black box; :class:`~.targets.SobolevData` (points, values,

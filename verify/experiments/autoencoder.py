@@ -1,6 +1,6 @@
 """Denoising autoencoder on scikit-learn's 8x8 digits with the Fourier-multiplier Sobolev loss.
 
-Set-up after PAPER_EXPERIMENTS.md (the paper uses MNIST; no data set can be downloaded here, so the
+Set-up after the paper's (docs/experiments.md, section 8; the paper uses MNIST; no data set can be downloaded here, so the
 1797 8x8 digits that ship inside scikit-learn stand in, scaled to ``[0, 1]``):
 
 * corruption: the fixed pattern ``0.3 sin(2 pi (x + y))`` added to every image, ``(x, y)`` the pixel

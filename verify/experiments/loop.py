@@ -14,7 +14,7 @@ Variants (``VARIANTS``), with ``u`` the model, ``f`` the target, ``n`` training 
   derivatives; the experiments use it in 1-D only).
 
 ``|.|^2`` is the squared Euclidean norm over the ``d`` input coordinates (the ``H^1`` seminorm;
-THEORY.md's ``l_J`` up to the factor 1/2 that it shares with ``l_L``).  The model's input
+the ``l_J`` of docs/theory.md (section 2) up to the factor 1/2 that it shares with ``l_L``).  The model's input
 derivatives come from autograd (``create_graph=True``, so the optimiser differentiates through them).
 Full-batch Adam (or plain gradient descent) for ``steps`` steps, then optionally ``lbfgs_steps`` L-BFGS
 iterations (the paper's architecture experiment).  Seeded: ``torch.manual_seed(seed)`` before the model is built; nothing
@@ -173,7 +173,7 @@ def train(model, data: SobolevData, variant: str, steps: int, lr: float, seed: i
     ``model``: a zero-argument callable returning a fresh ``nn.Module`` (built after
     ``torch.manual_seed(seed)``, so the seed fixes the initialisation) or an ``nn.Module``
     (deep-copied; the caller's module is left untouched).  ``optimizer``: ``"adam"`` or ``"gd"``
-    (plain full-batch gradient descent, the discretised gradient flow of THEORY.md).  ``stop_below``: stop early
+    (plain full-batch gradient descent, the discretised gradient flow of docs/theory.md, section 9).  ``stop_below``: stop early
     once the test MSE (checked every ``eval_every`` steps) is below it.  ``lbfgs_steps`` L-BFGS iterations
     (strong-Wolfe line search, ``lr=1``) follow the Adam steps; each counts as one step in the curves.
     """

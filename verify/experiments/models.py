@@ -2,12 +2,12 @@
 
 * :func:`tanh_mlp` -- fully connected, tanh activations (Ackley: 2 -> 64 x 4 -> 1; 1-D: 1 -> 64 x 3 -> 1).
 * :class:`FourierFeatureNet` -- first layer ``sin(2 pi Linear(x))`` (trainable frequencies), then a
-  tanh MLP (PAPER_EXPERIMENTS.md, architectures).
+  tanh MLP (docs/experiments.md, section 6).
 * :class:`Siren` -- sine activations with the initialisation of Sitzmann et al., *Implicit neural
   representations with periodic activation functions* (NeurIPS 2020): ``sin(omega_0 (W x + b))``,
   first layer ``W ~ U(-1/n, 1/n)``, later layers ``W ~ U(-sqrt(6/n)/omega_0, sqrt(6/n)/omega_0)``,
   ``omega_0 = 30``, linear output.
-* :class:`ReluStudent` -- ``g(x; W) = sum_j relu(w_j . x)`` of THEORY.md.
+* :class:`ReluStudent` -- ``g(x; W) = sum_j relu(w_j . x)`` of docs/theory.md, section 1.
 
 Every model maps ``(n, d)`` to ``(n,)`` so the training loop can take input derivatives with autograd.
 """

@@ -1,14 +1,14 @@
 """Target functions of the training experiments and the data sets built from them.
 
-* Ackley in 2-D on ``[-2, 2]^2`` with its exact gradient (PAPER_EXPERIMENTS.md, differentiation):
+* Ackley in 2-D on ``[-2, 2]^2`` with its exact gradient (docs/experiments.md, section 5):
   ``f(x, y) = -20 exp(-0.2 sqrt(0.5 (x^2 + y^2))) - exp(0.5 (cos 2 pi x + cos 2 pi y)) + e + 20``.
   Its gradient is undefined at the origin (the square-root cone); the grids used here never
   contain the origin (an even number of points per axis), and the exact gradient there is set
   to 0 (its symmetric limit) should anyone ask.
-* 1-D targets on ``[-1, 1]`` (PAPER_EXPERIMENTS.md, architectures), with first and second
+* 1-D targets on ``[-1, 1]`` (docs/experiments.md, section 6), with first and second
   derivatives by hand, checked against autograd in ``tests/test_training.py``:
   ``f1 = sin(2 pi x) + sin(20 pi x)``, ``f2 = x + sin(2 pi x^4)``, ``f3 = e^x sin(20 x)``.
-* The student--teacher ReLU network of THEORY.md, ``g(x; W*) = sum_j relu(w*_j . x)``, as a
+* The student--teacher ReLU network of docs/theory.md (section 1), ``g(x; W*) = sum_j relu(w*_j . x)``, as a
   black box with its exact input gradient.
 
 :class:`SobolevData` carries training points, values, exact derivatives where known, and what the
@@ -160,7 +160,7 @@ def relu_network(W: np.ndarray) -> Callable:
 
 
 def relu_network_gradient(W: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``grad_x g(x; W) = sum_j 1{w_j . x > 0} w_j`` (THEORY.md), (m, d)."""
+    """``grad_x g(x; W) = sum_j 1{w_j . x > 0} w_j`` (docs/theory.md, section 1), (m, d)."""
     return (np.asarray(X, dtype=np.float64) @ W.T > 0).astype(np.float64) @ W
 
 
