@@ -7,7 +7,7 @@ import sys
 import time
 
 from . import REPORTS
-from .report import build_and_write, context_from_args, parser, write_atomic
+from .report import build_and_write, context_from_args, interrupted, parser, sigterm_raises, write_files
 
 CLAIMS = {
     1: "Exact population losses and gradients for shallow ReLU networks with Gaussian input",
@@ -31,7 +31,7 @@ def index(out, results: dict) -> str:
              "and its provenance, and figures.", "", "| report | pages |", "|---|---|"]
     lines += [f"| {name} | [{name}.md]({name}.md), [{name}.json]({name}.json) |" for name in results]
     lines += ["", "## Verdicts on the paper's claims", "",
-              "Oh, Lyu, Son, *Sobolev acceleration for neural networks* (arXiv:2509.19773). Claims as in THEORY.md.", "",
+              "Oh, Lyu, Son, *Sobolev acceleration for neural networks* (arXiv:2509.19773). Claims as numbered in docs/claims.md (what each is about and the rule behind each verdict).", "",
               "| # | claim | verdict | convention under which it holds | evidence |", "|---|---|---|---|---|"]
     for claim, text in CLAIMS.items():
         if claim in rows:
@@ -47,7 +47,22 @@ def main(argv=None) -> int:
     p.add_argument("--index-only", action="store_true",
                    help="rebuild <out>/README.md from the reports' JSON files already in <out>; run nothing")
     args = p.parse_args(argv)
-    ctx = context_from_args(args)
+    stage = ["reports"]
+    with sigterm_raises():
+        try:
+            ctx = context_from_args(args, p)  # exits 2 on an --out that is not a writable folder, before any work
+            return _main(args, ctx, stage)
+        except KeyboardInterrupt as exc:
+            message = "reports written so far are complete; the index was not rewritten"
+            return interrupted(exc, message, written="the index had been written completely just before"
+                               if stage[0] == "index" else message)
+
+
+def _main(args, ctx, stage: list) -> int:
+    def write_index():
+        stage[0] = "index"
+        write_files(ctx.out, {"README.md": index(ctx.out, results).encode()}, tag="README")
+
     results = {}
     if args.index_only:
         for name in REPORTS:
@@ -56,20 +71,16 @@ def main(argv=None) -> int:
                 print(f"error: {path} is missing; run python -m verify.{name} first", file=sys.stderr)
                 return 2
             results[name] = json.loads(path.read_text())
-        write_atomic(ctx.out / "README.md", index(ctx.out, results).encode())
+        write_index()
         print(f"[verify.all] wrote {ctx.out / 'README.md'} from the existing reports")
         return 0
     start = time.perf_counter()
-    try:
-        for name in REPORTS:
-            t0 = time.perf_counter()
-            print(f"[verify.all] {name} ...", flush=True)
-            results[name] = build_and_write(importlib.import_module(f"verify.{name}"), ctx)
-            print(f"[verify.all] {name} done in {time.perf_counter() - t0:.1f} s", flush=True)
-    except KeyboardInterrupt:
-        print("interrupted: reports written so far are complete; the index was not rewritten", file=sys.stderr)
-        return 130
-    write_atomic(ctx.out / "README.md", index(ctx.out, results).encode())
+    for name in REPORTS:
+        t0 = time.perf_counter()
+        print(f"[verify.all] {name} ...", flush=True)
+        results[name] = build_and_write(importlib.import_module(f"verify.{name}"), ctx)
+        print(f"[verify.all] {name} done in {time.perf_counter() - t0:.1f} s", flush=True)
+    write_index()
     print(f"[verify.all] wrote {ctx.out / 'README.md'} in {time.perf_counter() - start:.1f} s total")
     return 0
 
