@@ -599,3 +599,40 @@ def run(module, argv=None) -> int:
                                     "if any, unchanged")
     print(f"wrote {ctx.out / (module.NAME + '.md')}")
     return 0
+
+
+# ----------------------------------------------------------------------------- shared report utilities
+def fmt(x, spec: str = ".3g") -> str:
+    """A number for a table cell: ``format(x, spec)``, and an em dash for ``None`` (not applicable)."""
+    return "—" if x is None else format(x, spec)
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (reports only write PNG files)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@contextmanager
+def one_thread():
+    """Run torch on one thread inside the block: small training runs on a shared 2-core machine are
+    slower with torch's default thread count, and their results do not depend on it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def progress(ctx: Context, total: int, desc: str, unit: str = "it"):
+    """A tqdm progress bar for ``total`` steps of a long loop (silent with ``--no-progress``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not ctx.progress, leave=False)
