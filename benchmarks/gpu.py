@@ -148,7 +148,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (a dry run, not figures to record)")
     ap.add_argument("--max-seconds", type=float, default=240.0, help="skip the 10^9 run if projected longer")
     args = ap.parse_args(argv)
-    dev = mc.resolve_device(args.device)
+    dev = mc.torch_device(args.device)
     start = time.perf_counter()
     res = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
            "torch": torch.__version__, "cuda": torch.version.cuda, "numpy": np.__version__,

@@ -159,7 +159,10 @@ def _check_step(h) -> float:
     return float(h)
 
 
-def resolve_device(device) -> torch.device:
+def torch_device(device) -> torch.device:
+    """The ``torch.device`` to sample on: ``None`` = CUDA when present, else the CPU; ``ValueError``
+    for an unknown device or CUDA without a GPU.  (The reports' ``--device auto|cpu|cuda`` is
+    :func:`verify.report.resolve_device`, which returns the name.)"""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -265,7 +268,7 @@ def _setup(W, W_star, device, dtype):
         raise ValueError(f"W has d = {W.shape[1]} but W_star has d = {W_star.shape[1]}")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
-    dev = resolve_device(device)
+    dev = torch_device(device)
     Z = np.vstack([W, W_star])
     K = len(W)
     big = float(np.max(np.abs(Z)))

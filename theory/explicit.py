@@ -75,7 +75,7 @@ def check_pair_calculus(d: int, points: int = 3, digits: int = 30, seed: int = 7
     """
     a, b = coordinates("a", d), coordinates("b", d)
     out = {}
-    for part in pairs.PARTS:
+    for part in pairs.KERNEL_PARTS:
         f = scalar(pairs.loss_kernel(part), a, b)
         grad = sp.Matrix([sp.diff(f, x) for x in a])
         m = vector(pairs.mean_field(part), a, b)

@@ -51,7 +51,7 @@ def _exists(coefs, at: str, vector: bool) -> bool:
 def existence_table() -> list:
     """Per part and object: does it exist (limit independent of direction) at theta = 0 and pi."""
     rows = []
-    for part in pairs.PARTS:
+    for part in pairs.KERNEL_PARTS:
         for key, (_, fn) in VECTOR_OBJECTS.items():
             coefs = fn(part).span_coefficients()
             rows.append({"part": part, "object": key, "parallel": _exists(coefs, "zero", True),
@@ -77,7 +77,7 @@ def catalogue() -> dict:
             for part in ("L", "J", "H") for h in paper.HESSIANS
         },
     }
-    for part in pairs.PARTS:
+    for part in pairs.KERNEL_PARTS:
         entry = {"loss_kernel": latex(pairs.loss_kernel(part)),
                  "loss_difference_rest": latex(pairs.loss_difference_rest(part))}
         for key, (_, fn) in VECTOR_OBJECTS.items():

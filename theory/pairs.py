@@ -35,12 +35,14 @@ from . import kernels
 from .calculus import PairMatrix, PairVector, grad_a, identity, jacobian_a, jacobian_b
 from .symbols import n_a, n_b, theta
 
-PARTS = ("L", "J")
+# the parts with pair kernels of their own (H = L + J is their sum)
+KERNEL_PARTS = ("L", "J")
+PARTS = KERNEL_PARTS  # TEMPORARY alias while verify/formulas moves to KERNEL_PARTS
 
 
 def _check_part(part: str) -> None:
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS} at the pair level (H = L + J); got {part!r}")
+    if part not in KERNEL_PARTS:
+        raise ValueError(f"part must be one of {KERNEL_PARTS} at the pair level (H = L + J); got {part!r}")
 
 
 @cached
@@ -150,7 +152,7 @@ def mean_field_remainder(part: str) -> PairVector:
 def proofs() -> dict:
     """Symbolic identities this module relies on; each value simplifies to exactly zero."""
     out = {}
-    for part in PARTS:
+    for part in KERNEL_PARTS:
         out[f"{part}: loss difference split"] = sp.simplify(
             loss_difference(part) - (n_a - n_b) ** 2 / 4 - loss_difference_rest(part)
         )

@@ -29,11 +29,11 @@ from .symbols import n_a, n_b, theta
 
 rho = sp.Symbol("rho", positive=True)  # |w| / |w*|
 
-PARTS = ("L", "H")
+SPECTRUM_PARTS = ("L", "H")
 
 
 def _check(part: str, hessian: str) -> None:
-    if part not in PARTS:
+    if part not in SPECTRUM_PARTS:
         raise ValueError(f"part must be 'L' or 'H' for the conditioning comparison; got {part!r}")
     if hessian not in HESSIANS:
         raise ValueError(f"hessian must be one of {HESSIANS}; got {hessian!r}")
@@ -83,7 +83,7 @@ def single_node_spectrum(part: str, hessian: str) -> dict:
 def latex_table() -> list:
     """``[(part, hessian, LaTeX of the plane block, LaTeX of s)]`` for the report."""
     rows = []
-    for part in PARTS:
+    for part in SPECTRUM_PARTS:
         for h in HESSIANS:
             M, s = single_node_blocks(part, h)
             rows.append((part, h, sp.latex(M), sp.latex(s)))
@@ -98,7 +98,7 @@ def numeric_functions() -> dict:
     "singular_plane": [f, f], "block": [[f, f], [f, f]]}}``.
     """
     out = {}
-    for part in PARTS:
+    for part in SPECTRUM_PARTS:
         for h in HESSIANS:
             sp_ = single_node_spectrum(part, h)
             out[(part, h)] = {
