@@ -513,6 +513,15 @@ def _network(W: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.relu(x @ W.T).sum(-1)
 
 
+def sobolev_losses(g, g_star, dg, dg_star) -> dict:
+    """The per-sample losses from the outputs and input gradients of student and teacher: the one
+    definition every witness uses, ``l_L = (g - g*)^2 / 2``, ``l_J = |grad_x g - grad_x g*|^2 / 2``,
+    ``l_H = l_L + l_J`` (``dg`` of shape ``(..., d)``)."""
+    lL = 0.5 * (g - g_star) ** 2
+    lJ = 0.5 * ((dg - dg_star) ** 2).sum(-1)
+    return {"L": lL, "J": lJ, "H": lL + lJ}
+
+
 def per_sample_losses(W: torch.Tensor, W_star: torch.Tensor, x: torch.Tensor) -> dict:
     """``l_L, l_J, l_H`` per sample, with ``grad_x g`` from autograd (``create_graph=True``).
 
@@ -523,9 +532,7 @@ def per_sample_losses(W: torch.Tensor, W_star: torch.Tensor, x: torch.Tensor) ->
     g_star = _network(W_star, x)
     (dg,) = torch.autograd.grad(g.sum(), x, create_graph=True)
     (dg_star,) = torch.autograd.grad(g_star.sum(), x, create_graph=False)
-    lL = 0.5 * (g - g_star.detach()) ** 2
-    lJ = 0.5 * ((dg - dg_star.detach()) ** 2).sum(-1)
-    return {"L": lL, "J": lJ, "H": lL + lJ}
+    return sobolev_losses(g, g_star.detach(), dg, dg_star.detach())
 
 
 def per_sample_gradients_autograd(W, W_star, x, part: str) -> torch.Tensor:
@@ -545,9 +552,7 @@ def per_sample_gradients_autograd(W, W_star, x, part: str) -> torch.Tensor:
     g_star = torch.relu(xg @ W_star.T).sum(-1)
     (dg,) = torch.autograd.grad(g.sum(), xg, create_graph=True)
     (dg_star,) = torch.autograd.grad(g_star.sum(), xg, create_graph=True)
-    lL = 0.5 * (g - g_star) ** 2
-    lJ = 0.5 * ((dg - dg_star) ** 2).sum(-1)
-    loss = {"L": lL, "J": lJ, "H": lL + lJ}[part]
+    loss = sobolev_losses(g, g_star, dg, dg_star)[part]
     (grad,) = torch.autograd.grad(loss.sum(), Wb)
     return grad.detach()
 
@@ -623,12 +628,10 @@ def _check_steps(Wt: torch.Tensor, steps: torch.Tensor, h: float) -> None:
 
 
 def _closed_losses(W, W_star, x) -> dict:
+    """:func:`sobolev_losses` with the network's input gradient written out (``sum_j 1{w_j.x>0} w_j``)."""
     pre, pre_s = x @ W.T, x @ W_star.T
-    r = torch.relu(pre).sum(-1) - torch.relu(pre_s).sum(-1)
-    V = (pre > 0).to(x.dtype) @ W - (pre_s > 0).to(x.dtype) @ W_star
-    lL = 0.5 * r * r
-    lJ = 0.5 * (V * V).sum(-1)
-    return {"L": lL, "J": lJ, "H": lL + lJ}
+    return sobolev_losses(torch.relu(pre).sum(-1), torch.relu(pre_s).sum(-1),
+                          (pre > 0).to(x.dtype) @ W, (pre_s > 0).to(x.dtype) @ W_star)
 
 
 def autograd_hessian_mc(W, W_star, part: str, n_samples: int, *, seed: int, device=None,
@@ -687,9 +690,7 @@ def per_sample_autograd_hessian(W, W_star, x_single, part: str) -> torch.Tensor:
 
         dg = torch.func.grad(g)(x_single)
         dg_star = torch.func.grad(g_star)(x_single)
-        lL = 0.5 * (g(x_single) - g_star(x_single)) ** 2
-        lJ = 0.5 * ((dg - dg_star) ** 2).sum()
-        return {"L": lL, "J": lJ, "H": lL + lJ}[part]
+        return sobolev_losses(g(x_single), g_star(x_single), dg, dg_star)[part]
 
     return torch.func.hessian(loss)(W.reshape(-1)).detach()
 
