@@ -1,7 +1,7 @@
 """Numerical differentiation of sampled values: finite differences and Chebyshev spectral.
 
 Used by the training experiments (``verify.training``) to build the derivative targets of
-Sobolev training when the target's exact derivatives are not available (THEORY.md, claim 5).
+Sobolev training when the target's exact derivatives are not available (docs/claims.md, claim 5).
 Everything is float64 NumPy; nothing here depends on the rest of the project.
 
 Finite differences on a uniform grid (spacing ``h``), second-order accurate everywhere
@@ -54,28 +54,115 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- checks
+# Every input is checked before it is converted: NumPy would turn complex input into its real part
+# with only a ComplexWarning, ``[True, 2.0]`` into ``[1.0, 2.0]`` and ``"0.1"`` into ``0.1``.  Each
+# problem is a ValueError naming the argument.
+def _has_bool(x) -> bool:
+    """Whether a nested list/tuple holds a Python/NumPy boolean or a boolean array."""
+    if isinstance(x, (bool, np.bool_)):
+        return True
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind == "b"
+    if isinstance(x, (list, tuple)):
+        return any(_has_bool(v) for v in x)
+    return False
+
+
+def _real_array(x, name: str) -> np.ndarray:
+    """``x`` (array, nested list, scalar or torch tensor) as float64, any shape; ``ValueError`` naming
+    ``name`` for complex (any complex dtype, even with every imaginary part zero), boolean,
+    non-numeric (strings, objects) or ragged input."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences
+        raise ValueError(f"{name} must be a real numeric array; could not convert the "
+                         f"{type(x).__name__} ({exc})") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise ValueError(f"{name} must be real; got complex dtype {arr.dtype} (refused even where every "
+                         "imaginary part is zero: converting would drop the imaginary parts)")
+    if kind == "b" or (kind in "iuf" and _has_bool(x)):
+        raise ValueError(f"{name} must be real numbers; got booleans")
+    if kind not in "iuf":
+        raise ValueError(f"{name} must be real numbers; got dtype {arr.dtype} "
+                         f"({type(x).__name__}: strings, objects and other non-numbers are refused)")
+    return arr.astype(np.float64, copy=False)
+
+
 def _finite_array(values, what: str = "values") -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
+    arr = _real_array(values, what)
     if arr.ndim == 0:
         raise ValueError(f"{what} must be an array with at least one axis; got a scalar")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{what} contain NaN or inf")
+        bad = np.argwhere(~np.isfinite(arr))
+        where = ", ".join(str(int(i)) for i in bad[0])
+        raise ValueError(f"{what} contain NaN or inf: {what}[{where}] = {arr[tuple(bad[0])]} "
+                         f"({len(bad)} non-finite entries)")
     return arr
 
 
-def _check_interval(a, b) -> tuple[float, float]:
-    a, b = float(a), float(b)
+def _real_scalar(x, name: str) -> float:
+    arr = _real_array(x, name)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a real number; got an array of shape {arr.shape}")
+    return float(arr)
+
+
+def _positive_scalar(x, name: str) -> float:
+    v = _real_scalar(x, name)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite positive number; got {x!r}")
+    return v
+
+
+def _check_interval(a, b, names=("a", "b")) -> tuple[float, float]:
+    a, b = _real_scalar(a, names[0]), _real_scalar(b, names[1])
     if not (math.isfinite(a) and math.isfinite(b)) or not a < b:
-        raise ValueError(f"need a finite interval a < b; got a={a}, b={b}")
+        raise ValueError(f"need a finite interval a < b; got {names[0]}={a}, {names[1]}={b}")
     return a, b
 
 
+def _check_pair(interval, name: str) -> tuple[float, float]:
+    if isinstance(interval, (str, bytes)) or not hasattr(interval, "__len__") or len(interval) != 2:
+        raise ValueError(f"{name} must be a pair (a, b); got {interval!r}")
+    return _check_interval(interval[0], interval[1], (f"{name}[0]", f"{name}[1]"))
+
+
 def _check_N(N) -> int:
-    if isinstance(N, bool) or not isinstance(N, (int, np.integer)):
+    if isinstance(N, (bool, np.bool_)) or not isinstance(N, (int, np.integer)):
         raise ValueError(f"N must be an integer >= 1; got {N!r}")
     if N < 1:
         raise ValueError(f"N must be >= 1 (N + 1 Chebyshev points); got {N}")
     return int(N)
+
+
+def _check_axis(axis) -> int:
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise ValueError(f"axis must be an integer; got {axis!r}")
+    return int(axis)
+
+
+def _move_to_last(f: np.ndarray, axis) -> np.ndarray:
+    try:
+        return np.moveaxis(f, _check_axis(axis), -1)
+    except np.exceptions.AxisError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _uniform_spacing(x: np.ndarray, rtol: float, name: str) -> float:
+    if x.ndim != 1:
+        raise ValueError(f"{name} (grid coordinates) must be 1-D; got shape {x.shape}")
+    if x.size < 2:
+        raise ValueError(f"a grid needs at least 2 points to define a spacing; got {x.size} in {name}")
+    gaps = np.diff(x)
+    h = float(gaps.mean())
+    if h <= 0 or np.any(gaps <= 0):
+        raise ValueError(f"grid coordinates {name} must be strictly increasing")
+    if np.max(np.abs(gaps - h)) > rtol * h:
+        raise ValueError(f"grid {name} is not uniform: gaps range from {gaps.min():.6g} to {gaps.max():.6g}")
+    return h
 
 
 def uniform_spacing(coords, rtol: float = 1e-9) -> float:
@@ -84,27 +171,21 @@ def uniform_spacing(coords, rtol: float = 1e-9) -> float:
     Uniform means every gap equals the mean gap to ``rtol`` relative (default 1e-9, far above the
     rounding of ``np.linspace`` and far below any deliberate non-uniformity).
     """
-    x = _finite_array(coords, "grid coordinates")
-    if x.ndim != 1:
-        raise ValueError(f"grid coordinates must be 1-D; got shape {x.shape}")
-    if x.size < 2:
-        raise ValueError(f"a grid needs at least 2 points to define a spacing; got {x.size}")
-    gaps = np.diff(x)
-    h = float(gaps.mean())
-    if h <= 0 or np.any(gaps <= 0):
-        raise ValueError("grid coordinates must be strictly increasing")
-    if np.max(np.abs(gaps - h)) > rtol * h:
-        raise ValueError(f"grid is not uniform: gaps range from {gaps.min():.6g} to {gaps.max():.6g}")
-    return h
+    rtol = _real_scalar(rtol, "rtol")
+    if not (math.isfinite(rtol) and rtol >= 0):
+        raise ValueError(f"rtol must be a finite number >= 0; got {rtol!r}")
+    return _uniform_spacing(_finite_array(coords, "coords"), rtol, "coords")
 
 
-def _spacing(h) -> float:
-    if np.ndim(h) == 0:
-        hv = float(h)
-        if not math.isfinite(hv) or hv <= 0:
-            raise ValueError(f"spacing h must be a finite positive number; got {h!r}")
-        return hv
-    return uniform_spacing(h)
+def _spacing(h, name: str = "h") -> float:
+    """A positive spacing, or the spacing of a uniform coordinate array; ``ValueError`` naming ``name``."""
+    arr = _real_array(h, name)
+    if arr.ndim == 0:
+        v = float(arr)
+        if not math.isfinite(v) or v <= 0:
+            raise ValueError(f"spacing {name} must be a finite positive number; got {h!r}")
+        return v
+    return _uniform_spacing(_finite_array(arr, name), 1e-9, name)
 
 
 # ----------------------------------------------------------------------------- finite differences
@@ -114,19 +195,23 @@ def fd_derivative(values, h, axis: int = -1, order: int = 1) -> np.ndarray:
     ``h``: the grid spacing (a positive float) or the grid's coordinates along ``axis`` (a 1-D
     array, checked to be uniform and of matching length).  Second-order accurate at every node:
     central differences inside, second-order one-sided stencils at both ends (module docstring).
-    Needs at least 3 points along ``axis`` for ``order=1`` and 4 for ``order=2``.
+    Needs at least 3 points along ``axis`` for ``order=1`` and 4 for ``order=2``.  ``values`` and
+    ``h`` must be real and finite: complex (even with zero imaginary part), boolean, non-numeric or
+    ragged input is a ``ValueError`` naming the argument.
     """
+    return _fd_derivative(values, h, axis, order, "h")
+
+
+def _fd_derivative(values, h, axis, order, h_name: str) -> np.ndarray:
     f = _finite_array(values)
-    if order not in (1, 2):
+    if isinstance(order, (bool, np.bool_)) or order not in (1, 2):
         raise ValueError(f"order must be 1 or 2; got {order!r}")
-    try:
-        f = np.moveaxis(f, axis, -1)
-    except np.exceptions.AxisError as exc:
-        raise ValueError(str(exc)) from None
+    f = _move_to_last(f, axis)
     n = f.shape[-1]
-    if np.ndim(h) != 0 and np.size(h) != n:
-        raise ValueError(f"{np.size(h)} grid coordinates for {n} values along axis {axis}")
-    hv = _spacing(h)
+    h = _real_array(h, h_name)
+    if h.ndim != 0 and h.size != n:
+        raise ValueError(f"{h.size} grid coordinates for {n} values along axis {axis} (argument {h_name})")
+    hv = _spacing(h, h_name)
     need = 3 if order == 1 else 4
     if n < need:
         raise ValueError(f"order-{order} differences need at least {need} points along the axis; got {n}")
@@ -151,7 +236,7 @@ def fd_gradient_2d(values, hx, hy) -> tuple[np.ndarray, np.ndarray]:
     F = _finite_array(values)
     if F.ndim != 2:
         raise ValueError(f"values on a 2-D grid must be a 2-D array; got shape {F.shape}")
-    return fd_derivative(F, hx, axis=0), fd_derivative(F, hy, axis=1)
+    return _fd_derivative(F, hx, 0, 1, "hx"), _fd_derivative(F, hy, 1, 1, "hy")
 
 
 # ----------------------------------------------------------------------------- Chebyshev
@@ -189,11 +274,8 @@ def chebyshev_matrix(N: int, a: float = -1.0, b: float = 1.0) -> np.ndarray:
 
 def chebyshev_derivative(values, a: float = -1.0, b: float = 1.0, axis: int = -1) -> np.ndarray:
     """Spectral derivative along ``axis`` of values sampled at ``chebyshev_points(n - 1, a, b)``."""
-    f = _finite_array(values)
-    try:
-        f = np.moveaxis(f, axis, -1)
-    except np.exceptions.AxisError as exc:
-        raise ValueError(str(exc)) from None
+    f = _move_to_last(_finite_array(values), axis)
+    a, b = _check_interval(a, b)
     n = f.shape[-1]
     if n < 2:
         raise ValueError(f"Chebyshev differentiation needs at least 2 points along the axis; got {n}")
@@ -209,7 +291,9 @@ def chebyshev_gradient_2d(values, x_interval=(-1.0, 1.0), y_interval=(-1.0, 1.0)
     F = _finite_array(values)
     if F.ndim != 2:
         raise ValueError(f"values on a 2-D grid must be a 2-D array; got shape {F.shape}")
-    return (chebyshev_derivative(F, *x_interval, axis=0), chebyshev_derivative(F, *y_interval, axis=1))
+    xa, xb = _check_pair(x_interval, "x_interval")
+    ya, yb = _check_pair(y_interval, "y_interval")
+    return (chebyshev_derivative(F, xa, xb, axis=0), chebyshev_derivative(F, ya, yb, axis=1))
 
 
 # ----------------------------------------------------------------------------- scattered points
@@ -221,22 +305,40 @@ def central_difference_gradient(fn: Callable[[np.ndarray], np.ndarray], x, h: fl
     ``fn``, error ``O(h^2)`` for smooth ``fn`` (exact for a piecewise-linear one unless a kink lies
     within ``h`` of the point) plus ``O(eps |f| / h)`` rounding.  Coordinates are processed in
     blocks so that at most about ``chunk`` input entries exist at once.  Returns the ``(n, d)``
-    gradient and the number of queries.
+    gradient and the number of queries.  ``x`` must be real and finite and ``h`` a positive number
+    (complex, boolean, non-numeric or ragged input is a ``ValueError`` naming the argument); ``fn``
+    must return one real finite value per row (a complex, non-finite or wrongly sized result is a
+    ``ValueError`` too, rather than a gradient built from its real part or from NaN).
     """
-    X = _finite_array(x, "points")
+    if not callable(fn):
+        raise ValueError(f"fn must be a callable (m, d) -> (m,); got {type(fn).__name__}")
+    X = _finite_array(x, "x")
     if X.ndim != 2:
-        raise ValueError(f"points must be an (n, d) array; got shape {X.shape}")
-    hv = _spacing(h)
+        raise ValueError(f"x must be an (n, d) array of points; got shape {X.shape}")
+    hv = _positive_scalar(h, "h")
+    if isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer; got {chunk!r}")
     n, d = X.shape
     grad = np.empty((n, d))
-    block = max(1, chunk // max(1, 2 * n * d))
+    block = max(1, int(chunk) // max(1, 2 * n * d))
     for k0 in range(0, d, block):
         ks = np.arange(k0, min(d, k0 + block))
         E = np.zeros((ks.size, d))
         E[np.arange(ks.size), ks] = hv
         plus = (X[None, :, :] + E[:, None, :]).reshape(-1, d)
         minus = (X[None, :, :] - E[:, None, :]).reshape(-1, d)
-        fp = np.asarray(fn(plus), dtype=np.float64).reshape(ks.size, n)
-        fm = np.asarray(fn(minus), dtype=np.float64).reshape(ks.size, n)
+        fp = _fn_values(fn(plus), ks.size, n)
+        fm = _fn_values(fn(minus), ks.size, n)
         grad[:, ks] = ((fp - fm) / (2 * hv)).T
     return grad, 2 * n * d
+
+
+def _fn_values(out, blocks: int, n: int) -> np.ndarray:
+    """``fn``'s output as a ``(blocks, n)`` float64 array, checked (real, one value per row, finite)."""
+    v = _real_array(out, "the values returned by fn")
+    if v.size != blocks * n:
+        raise ValueError(f"fn must return one value per row: {blocks * n} rows in, {v.size} values "
+                         f"(shape {v.shape}) out")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"fn returned NaN or inf ({int(np.sum(~np.isfinite(v)))} of {v.size} values)")
+    return v.reshape(blocks, n)

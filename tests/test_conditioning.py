@@ -37,7 +37,9 @@ def test_definitions_on_known_matrices():
     k = cond.condition_numbers(indefinite)
     assert k["symmetric"] is None and k["real_part"] is None and k["singular"] == 2.0
     singular = np.array([[1.0, 1.0], [1.0, 1.0]])
-    assert cond.condition_numbers(singular)["singular"] is None
+    # sigma_min of this matrix is ~3e-17 in floating point, not 0: without a tolerance its kappa is a
+    # (huge) number, and None only with rtol
+    assert cond.condition_numbers(singular, rtol=cond.POSITIVE_TOL)["singular"] is None
     # non-symmetric, eigenvalues 1 and 3 (upper triangular), symmetric part indefinite
     A = np.array([[1.0, 10.0], [0.0, 3.0]])
     k = cond.condition_numbers(A)

@@ -193,8 +193,8 @@ def worst_multi_node(field: str, definition: str, K: int, d: int, seed: int, sta
         def neg_log_ratio(x):
             W = x.reshape(K, d)
             try:
-                kL = cond.hessian_conditioning(W, Ws, "L", field)["kappa"][definition]
-                kH = cond.hessian_conditioning(W, Ws, "H", field)["kappa"][definition]
+                kL = cond.hessian_conditioning(W, Ws, "L", field, rtol=cond.POSITIVE_TOL)["kappa"][definition]
+                kH = cond.hessian_conditioning(W, Ws, "H", field, rtol=cond.POSITIVE_TOL)["kappa"][definition]
             except ValueError:  # a kink (exactly parallel rows) or a zero row: excluded
                 return 50.0
             if kL is None or kH is None:
