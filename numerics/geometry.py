@@ -45,17 +45,27 @@ def _exact_integers(row: np.ndarray) -> list:
 
 
 def _exact_angles(a: list, b: list) -> tuple:
-    """``(theta, psi, parallel, antiparallel)`` for integer rows ``a``, ``b``, exactly rounded."""
+    """``(theta, psi, parallel, antiparallel)`` for integer rows ``a``, ``b``, exactly rounded.
+
+    ``tan(theta) = y / x`` with ``y = sqrt(|a|^2 |b|^2 - (a.b)^2)`` and ``x = a.b``, both exact
+    integers up to the square root, which keeps 64 bits.  When ``y / x`` is below ``2**-900`` the
+    angle (or ``pi`` minus it) is the ratio itself, rounded from the exact fraction: it may be
+    subnormal, and it is never flushed to zero unless it is below the smallest float64.
+    """
     aa = sum(x * x for x in a)
     bb = sum(x * x for x in b)
     ab = sum(x * y for x, y in zip(a, b))
     n = aa * bb - ab * ab  # = |a|^2 |b|^2 sin^2(theta) (scaled), exact
     if n == 0:
         return (0.0, math.pi, True, False) if ab > 0 else (math.pi, 0.0, False, True)
-    shift = max(0, max(abs(ab).bit_length(), (n.bit_length() + 1) // 2) - 200)
-    y = math.isqrt(n >> (2 * shift))
-    x = ab >> shift if ab >= 0 else -((-ab) >> shift)
-    yf, xf = float(y), float(x)
+    m = max(0, 64 - n.bit_length() // 2)  # y * 2**m keeps at least 64 bits through isqrt
+    y = math.isqrt(n << (2 * m))
+    x = ab << m
+    if y.bit_length() < abs(x).bit_length() - 900:  # nearly (anti-)parallel: tan = angle
+        small = float(Fraction(y, abs(x)))
+        return (small, math.pi - small, False, False) if x > 0 else (math.pi - small, small, False, False)
+    shift = max(0, max(abs(x).bit_length(), y.bit_length()) - 1000)  # both fit a float, ratio kept
+    yf, xf = float(y >> shift), float(x >> shift) if x >= 0 else -float((-x) >> shift)
     return math.atan2(yf, xf), math.atan2(yf, -xf), False, False
 
 
@@ -166,3 +176,21 @@ def _plane_directions_2d(A: np.ndarray, B: np.ndarray, ah: np.ndarray) -> np.nda
     side = np.where(det < 0, -1.0, 1.0)
     turned = np.stack([-ah[:, 1], ah[:, 0]], axis=1)
     return side[:, :, None] * turned[:, None, :]
+
+
+def paired_plane_directions(A: np.ndarray, B: np.ndarray, theta: np.ndarray, psi: np.ndarray) -> np.ndarray:
+    """``e2`` of the row pairs ``(A[i], B[i])`` with angles ``theta``, ``psi = pi - theta``: the formula
+    of :func:`plane_directions` for aligned rows instead of every pair (zero for exactly
+    (anti-)parallel rows in d >= 3)."""
+    ah = A / np.linalg.norm(A, axis=1, keepdims=True)
+    if A.shape[1] == 2:
+        return np.stack([_plane_directions_2d(A[i:i + 1], B[i:i + 1], ah[i:i + 1])[0, 0] for i in range(len(A))])
+    bh = B / np.linalg.norm(B, axis=1, keepdims=True)
+    small = (theta <= psi)[:, None]
+    u_small = (bh - ah) + (2.0 * np.sin(theta / 2) ** 2)[:, None] * ah
+    u_large = (bh + ah) - (2.0 * np.sin(psi / 2) ** 2)[:, None] * ah
+    u = np.where(small, u_small, u_large)
+    u = u - np.einsum("ik,ik->i", u, ah)[:, None] * ah  # one Gram-Schmidt step, as in plane_directions
+    norm = np.linalg.norm(u, axis=1, keepdims=True)
+    degenerate = ((theta == 0) | (psi == 0))[:, None] | (norm == 0)
+    return np.where(degenerate, 0.0, u / np.where(norm == 0, 1.0, norm))

@@ -38,7 +38,8 @@ from theory.calculus import PairVector
 from theory.symbols import n_a, n_b, theta
 
 from .compile import SWITCH, compile_pair
-from .geometry import geometry_from_cosines, normalised_cosines, pair_geometry, plane_directions
+from .geometry import (geometry_from_cosines, normalised_cosines, paired_plane_directions, pair_geometry,
+                       plane_directions)
 from .validation import (GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, prepare, prepare_unscaled,
                          stacked)
 
@@ -75,7 +76,18 @@ def _vector_object(part: str, field: str) -> dict:
     rho = (PairVector(n_b * sp.cos(theta) / 2, n_b * sp.sin(theta) / 2) - v).simplify()
     alpha, beta = (compile_pair(c) for c in v.span_coefficients())
     r_alpha, r_beta = (compile_pair(c) for c in rho.span_coefficients())
+    twin, boundary = None, None
+    if field == "true":
+        jump = (v - _vector(part, "mean")).simplify()  # the boundary term of the indicators
+        if not (sp.simplify(jump.c1) == 0 and sp.simplify(jump.c2) == 0):
+            if sp.simplify(jump.c1) != 0:
+                raise NotImplementedError("the boundary term is expected to lie along e2")
+            twin, boundary = _vector_object(part, "mean"), compile_pair(jump.c2)
     return {
+        # near a kink the true field is evaluated as its mean-field twin plus the boundary term
+        # along e2: its own span coefficients carry ~1/angle terms that cancel there
+        "twin": twin,
+        "boundary": boundary,
         "alpha": alpha,
         "beta": beta,
         "rho_alpha": r_alpha,
@@ -178,7 +190,9 @@ def loss(W, W_star, part: str) -> float:
     """
     check_part(part)
     W, W_star, k = prepare(W, W_star)
-    value = _loss(W, W_star, part)
+    # an expectation of a square: cancelling cross terms (absolute error ~ eps |W|^2) must not
+    # make it negative; 0 is within that error of any value the rounding pushed below it
+    value = max(_loss(W, W_star, part), 0.0)
     try:
         return math.ldexp(value, -2 * k)
     except OverflowError:
@@ -261,6 +275,8 @@ def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
     alpha_sum = np.zeros(K)
     half = sum(obj["half"] for obj in objs)
     candidates = []  # (theta, j, t, psi): student j within SWITCH of teacher t
+    boundary = []  # (j, q, sign, theta, psi): pairs near a kink whose boundary term is added along e2
+    with_boundary = any(obj["twin"] is not None for obj in objs)
     step = max(1, _BLOCK_ENTRIES // (K + Ks))
     for r0 in range(0, K, step):
         r1 = min(K, r0 + step)
@@ -287,13 +303,20 @@ def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
         # away from the kinks everywhere (the common case): one closed form per coefficient
         fast = all(g.theta.min() >= SWITCH and g.psi.min() >= SWITCH for g in (g_s, g_t))
         b_s = b_t = None
+        kinks = {}
+        for g, sign, dropped in ((g_s, 1.0, self_pairs), (g_t, -1.0, near_idx)):
+            kinks[sign] = None if fast or not with_boundary else _near_kink(g, dropped)
+            if kinks[sign] is not None:
+                boundary += [(int(i) + r0, int(q), sign, float(g.theta[i, q]), float(g.psi[i, q]))
+                             for i, q in zip(*kinks[sign])]
         for obj in objs:
             for g, sign, dropped in ((g_s, 1.0, self_pairs), (g_t, -1.0, near_idx)):
+                kink = kinks[sign] if obj["twin"] is not None else None
                 if not obj["alpha"].is_zero:
-                    a = _coefficient(obj["alpha"], g, fast)
+                    a = _coefficient(obj["alpha"], g, fast, kink, obj["twin"] and obj["twin"]["alpha"])
                     a[dropped] = 0.0
                     alpha_sum[r0:r1] += sign * a.sum(axis=1)
-                b = _coefficient(obj["beta"], g, fast)
+                b = _coefficient(obj["beta"], g, fast, kink, obj["twin"] and obj["twin"]["beta"])
                 if g is g_s:
                     b_s = b if b_s is None else np.add(b_s, b, out=b_s)
                 else:
@@ -306,15 +329,18 @@ def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
     matched = _match_candidates(candidates)
     matched_set = set(matched)
     unmatched = np.ones(K)
+    smooth = [obj["twin"] or obj for obj in objs]  # near a teacher: the mean-field twin, boundary added below
     for theta_jt, j, t, psi_jt in candidates:
         x = (na[j, 0], ns[t, 0], theta_jt, psi_jt)
         if (j, t) in matched_set:
             unmatched[j] = 0.0
-            alpha_sum[j] += sum(float(obj["rho_alpha"](*x)) for obj in objs)
-            coef_t[j, t] = sum(float(obj["rho_beta"](*x)) for obj in objs) / ns[t, 0]
+            alpha_sum[j] += sum(float(obj["rho_alpha"](*x)) for obj in smooth)
+            coef_t[j, t] = sum(float(obj["rho_beta"](*x)) for obj in smooth) / ns[t, 0]
         else:  # a near pair left to the closed form (its student or teacher is matched elsewhere)
-            alpha_sum[j] -= sum(float(obj["alpha"](*x)) for obj in objs)
-            coef_t[j, t] = -sum(float(obj["beta"](*x)) for obj in objs) / ns[t, 0]
+            alpha_sum[j] -= sum(float(obj["alpha"](*x)) for obj in smooth)
+            coef_t[j, t] = -sum(float(obj["beta"](*x)) for obj in smooth) / ns[t, 0]
+        if with_boundary:
+            boundary.append((j, t, -1.0, theta_jt, psi_jt))
     idx = np.arange(K)
     coef_s[idx, idx] = alpha_sum * inv_s + half * unmatched
     # (SciPy's dgemm could accumulate in place, but it runs on SciPy's own BLAS thread pool, which
@@ -323,14 +349,44 @@ def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
     out += coef_t @ W_star
     for j, t in matched:
         out[j] += half * (W[j] - W_star[t])
+    if boundary:
+        _add_boundary_terms(out, W, W_star, [obj["boundary"] for obj in objs if obj["twin"] is not None], boundary)
     return out
 
 
-def _coefficient(fn, g, fast: bool) -> np.ndarray:
-    """``fn`` on every pair of the geometry ``g`` (``fast``: no angle within ``SWITCH`` of a kink)."""
+def _near_kink(g, dropped) -> tuple | None:
+    """Index arrays of the pairs of the block geometry ``g`` within ``SWITCH`` of 0 or pi (other than
+    the ``dropped`` ones, which are handled elsewhere); ``None`` when there are none."""
+    near = (g.theta < SWITCH) | (g.psi < SWITCH)
+    near[dropped] = False
+    return np.nonzero(near) if near.any() else None
+
+
+def _add_boundary_terms(out, W, W_star, fns, pairs_) -> None:
+    """``out[j] += sign * c(theta) e2(w_j, z_q)`` for each pair ``(j, q, sign, theta, psi)`` near a kink
+    (``z_q = W[q]`` for sign +1, ``W_star[q]`` for -1): the boundary term of the true field,
+    ``c = |z_q| cos(theta) / (2 pi)`` (derived), with ``e2`` the stable unit vector of ``z_q``
+    orthogonal to ``w_j`` (:func:`numerics.geometry.paired_plane_directions`)."""
+    rows = [p[0] for p in pairs_]
+    A = W[rows]
+    B = np.stack([W[q] if sign > 0 else W_star[q] for _, q, sign, _, _ in pairs_])
+    signs, th, ps = (np.array([p[i] for p in pairs_]) for i in (2, 3, 4))
+    na, nb = np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1)
+    c = sum(fn(na, nb, th, ps) for fn in fns)
+    e2 = paired_plane_directions(A, B, th, ps)
+    np.add.at(out, rows, (signs * c)[:, None] * e2)
+
+
+def _coefficient(fn, g, fast: bool, kink=None, twin=None) -> np.ndarray:
+    """``fn`` on every pair of the geometry ``g`` (``fast``: no angle within ``SWITCH`` of a kink);
+    at the ``kink`` pairs, if given, the ``twin`` function instead."""
     if fast:
         return fn.away_from_kinks(g.na, g.nb, g.theta, g.sin, g.cos, g.theta.shape)
-    return fn(g.na, g.nb, g.theta, g.psi, g.sin, g.cos)
+    out = fn(g.na, g.nb, g.theta, g.psi, g.sin, g.cos)
+    if kink is not None:
+        na, nb = np.broadcast_arrays(g.na, g.nb)
+        out[kink] = twin(na[kink], nb[kink], g.theta[kink], g.psi[kink])
+    return out
 
 
 def _match_candidates(candidates: list) -> list:

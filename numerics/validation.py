@@ -136,7 +136,7 @@ def _scale_exponent(W: np.ndarray, W_star: np.ndarray) -> int:
     low_limit, high_limit = (int(math.log2(x)) for x in _SAFE_SQUARED_NORMS)
     raise_by = max(0, (low_limit + 1) // 2 - (lowest - 1))
     if raise_by == 0:
-        return k  # the common case: the largest entry in [0.5, 1)
+        return _keep_small_entries(W, W_star, k, big)  # commonly: the largest entry in [0.5, 1)
     # after the raise the largest entry is below 2**raise_by: |row|^2 < d * 4**raise_by <= 2**high_limit
     if 2 * raise_by + math.ceil(math.log2(W.shape[1])) > high_limit:
         which = 0 if int(expo[0].min()) == lowest else 1
@@ -148,6 +148,21 @@ def _scale_exponent(W: np.ndarray, W_star: np.ndarray) -> int:
             "without losing that row's digits; drop or rescale it"
         )
     return k + raise_by
+
+
+def _keep_small_entries(W: np.ndarray, W_star: np.ndarray, k: int, big: float) -> int:
+    """``k``, raised where scaling down by ``2**k`` would push a non-zero entry below the normal range
+    and round it (a subnormal entry would even become zero: a row at an angle of 5e-324 to another
+    would turn exactly parallel).  The raise stops when the largest entry reaches ``2**400`` (squared
+    norms then stay below ``2**900``); entries more than ``2**1400`` below the largest are rounded."""
+    if k >= 0:
+        return k
+    nonzero = [np.abs(A[A != 0]) for A in (W, W_star)]
+    low = min(float(a.min()) for a in nonzero if a.size)
+    exact_from = -1021 - math.frexp(low)[1]  # low * 2**k is a normal number, so exact, for k >= exact_from
+    if k >= exact_from:
+        return k
+    return max(k, min(exact_from, 400 - math.frexp(big)[1]))
 
 
 # squared row norms in [2**-900, 2**900]: no product of two norms, Gram entry or result of degree
