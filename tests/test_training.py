@@ -18,18 +18,16 @@ from verify.experiments.models import ARCHITECTURES, ReluStudent, tanh_mlp
 from verify.experiments.summary import band, spread
 from verify.experiments.targets import (ackley, ackley_data, ackley_gradient, line_data, relu_network,
                                         relu_network_gradient, target_1d, teacher_data)
-from verify.report import Context
+from verify.report import one_thread
 
 
 pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad=True to a scalar")
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_thread():
+    with one_thread():
+        yield
 
 
 def _rng(k=0):
@@ -252,21 +250,111 @@ def test_spread_and_band_treat_unreached_as_infinite():
     assert b["median"] == [2.0, 4.0] and b["min"] == [1.0, 2.0] and b["max"] == [3.0, None]
 
 
-def test_quick_report_builds(tmp_path):
-    rep = training.build(Context(out=tmp_path, profile="quick", seed=0, device="cpu", progress=False))
-    payload = json.dumps(rep.data, allow_nan=False)  # no NaN or inf anywhere
-    assert len(payload) > 1000
-    assert {v["claim"] for v in rep.verdicts} == {5, 6, 7}
-    for v in rep.verdicts:
-        assert v["verdict"] in ("confirmed", "confirmed with qualifications", "refuted", "inconclusive")
-        assert v["evidence"] == "training.md" and v["convention"]
-    assert set(rep.figures) == {"training_ackley.png", "training_architectures.png", "training_high_dimension.png",
-                                "training_autoencoder.png", "training_autoencoder_reconstructions.png"}
-    ack = rep.data["ackley"]["variants"]
+@pytest.fixture(scope="module")
+def quick(quick_reports):
+    """The quick report of the shared session run (seed 3, CPU): its JSON payload and its Markdown."""
+    return (json.loads((quick_reports / "training.json").read_text()),
+            (quick_reports / "training.md").read_text())
+
+
+def test_quick_report_json_and_markdown(quick):
+    payload, md = quick
+    data = payload["data"]
+    json.dumps(data, allow_nan=False)  # no NaN or inf anywhere
+    assert {v["claim"] for v in payload["verdicts"]} == {5, 6, 7}
+    assert all(v["evidence"] == "training.md" and v["convention"] for v in payload["verdicts"])
+    assert set(payload["files"]) == {"training.md", "training_ackley.png", "training_architectures.png",
+                                     "training_high_dimension.png", "training_autoencoder.png",
+                                     "training_autoencoder_reconstructions.png"}
+    ack = data["ackley"]["variants"]
     assert set(ack) == {"L2", "H1-exact", "H1-FDM", "H1-Chebyshev"}
     assert len(ack["L2"]["per_seed"]) == training.PROFILES["quick"]["seeds"]
-    assert len(ack["L2"]["test_mse_curve"]["median"]) == len(rep.data["ackley"]["eval_steps"])
-    assert {r["variant"] for r in rep.data["high_dimension"]["rows"]} == set(training.HD_VARIANTS)
-    assert set(rep.data["autoencoder"]["losses"]) == {"MSE", "Sobolev"}
-    md = "\n\n".join(rep.markdown)
+    assert len(ack["L2"]["test_mse_curve"]["median"]) == len(data["ackley"]["eval_steps"])
+    assert {r["variant"] for r in data["high_dimension"]["rows"]} == set(training.HD_VARIANTS)
+    assert set(data["autoencoder"]["losses"]) == {"MSE", "Sobolev"}
+    assert data["profile_settings"]["highdim"]["widths"] == list(training.PROFILES["quick"]["highdim"]["widths"])
     assert "## Verdicts" in md and "What limits these comparisons" in md
+    # the quick profile runs one width only: no sentence about another width
+    assert data["high_dimension"]["config"]["widths"] == [1]
+    assert "K = 4" not in md and "wide student" not in md and "K=4" not in json.dumps(payload["verdicts"])
+
+
+def _median(s):
+    return math.inf if s["median"] is None else s["median"]
+
+
+def _rule5(ack) -> str:
+    """docs/claims.md, claim 5, recomputed from the JSON numbers."""
+    V, good, informative = ack["variants"], 0, 0
+    for v in ("H1-FDM", "H1-Chebyshev"):
+        for key in ("1e-01", "1e-02", "1e-03", "1e-04", "1e-05"):
+            a, b = V[v]["thresholds"][key]["steps"]["median"], V["L2"]["thresholds"][key]["steps"]["median"]
+            if a is None and b is None:
+                continue
+            informative += 1
+            good += a is not None and (b is None or a <= 1.25 * b)
+    paper = all(V[v]["thresholds"][k]["steps"]["median"] is not None
+                for v in ("H1-FDM", "H1-Chebyshev") for k in ("1e-03", "1e-04", "1e-05"))
+    if informative == 0:
+        return "inconclusive"
+    if good == informative and paper:
+        return "confirmed"
+    return "confirmed with qualifications" if 2 * good >= informative else "refuted"
+
+
+def _low_at_largest_d(hd) -> dict:
+    dmax = max(hd["config"]["dims"])
+    out = {}
+    for K in hd["config"]["widths"]:
+        rows = {r["variant"]: r["final_rel_error"] for r in hd["rows"] if r["K"] == K and r["d"] == dmax}
+        out[str(K)] = {v: rows[v]["max"] is not None and rows[v]["max"] < 1e-2 for v in rows}
+        h1 = [_median(rows[h]) for h in ("H1-exact", "H1-FDM")]
+        out[str(K)]["beats_L2"] = all(m < _median(rows["L2"]) for m in h1)
+        out[str(K)]["beats_matched_L2"] = all(m < _median(rows["L2 (matched targets)"]) for m in h1)
+    return out
+
+
+def _rule6(hd, profile) -> str:
+    low = _low_at_largest_d(hd).values()
+    both = [v["H1-exact"] and v["H1-FDM"] for v in low]
+    beats = all(v["beats_L2"] for v in low)
+    if profile == "full" and all(both) and beats and all(v["beats_matched_L2"] for v in low):
+        return "confirmed"
+    if any(both) and beats:
+        return "confirmed with qualifications"
+    return "inconclusive" if beats else "refuted"
+
+
+def _rule7(auto) -> str:
+    mse, sob = auto["losses"]["MSE"]["final_test_mse"], auto["losses"]["Sobolev"]["final_test_mse"]
+    if mse["median"] is None or sob["median"] is None:
+        return "inconclusive"
+    if sob["median"] < mse["median"]:
+        return "confirmed with qualifications"
+    disjoint = None not in (mse["max"], sob["max"]) and (sob["max"] < mse["min"] or mse["max"] < sob["min"])
+    return "refuted" if disjoint else "inconclusive"
+
+
+def test_quick_report_verdicts_are_the_rules_applied_to_its_numbers(quick):
+    payload, md = quick
+    data = payload["data"]
+    rules = {5: _rule5(data["ackley"]), 6: _rule6(data["high_dimension"], "quick"), 7: _rule7(data["autoencoder"])}
+    for v in payload["verdicts"]:
+        assert v["verdict"] == "inconclusive"  # the quick profile is a smoke test
+        assert v["convention"].startswith(
+            f"quick smoke-test profile, too small to judge (rules would give: {rules[v['claim']]}); ")
+    assert data["high_dimension"]["summary_at_largest_d"] == _low_at_largest_d(data["high_dimension"])
+    # the H1 wins over L2 in 1-D, recounted from the medians
+    wins = data["architectures"]["wins_over_L2"]
+    res = data["architectures"]["results"]
+    cases = [(r["target"], r["architecture"]) for r in res.values() if r["variant"] == "L2"]
+    assert wins["cases"] == len(cases)
+    for v in ("H1-exact", "H2"):
+        assert wins[v] == sum(_median(res[f"{t} | {a} | {v}"]["final_test_mse"])
+                              < _median(res[f"{t} | {a} | L2"]["final_test_mse"]) for t, a in cases)
+    # the judge applied to the stored numbers gives back the stored verdict rows and the stored findings
+    j = training.judge.judge(data, "quick", payload["provenance"]["device"])
+    assert [{**v, "evidence": "training.md"} for v in j["verdicts"]] == payload["verdicts"]
+    for part in ("ackley", "architectures", "autoencoder"):
+        assert "**Finding.** " + j[part]["finding"] in md
+    assert j["high_dimension"]["finding"] in md

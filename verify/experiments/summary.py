@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from ..report import fmt
+
 
 def finite_or_none(x):
     """``float(x)`` when finite, else ``None`` (JSON has no NaN or inf)."""
@@ -38,10 +40,6 @@ def spread(values) -> dict:
     arr = np.where(np.isfinite(arr), arr, np.inf)
     return {"median": finite_or_none(np.median(arr)), "min": finite_or_none(arr.min()),
             "max": finite_or_none(arr.max()), "n_finite": int(np.isfinite(arr).sum()), "n": int(arr.size)}
-
-
-def fmt(x, spec: str = ".2e") -> str:
-    return "—" if x is None else format(x, spec)
 
 
 def fmt_spread(s: dict, spec: str = ".2e") -> str:
