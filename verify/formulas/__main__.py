@@ -1,0 +1,4 @@
+from verify import formulas
+from verify.report import run
+
+raise SystemExit(run(formulas))
