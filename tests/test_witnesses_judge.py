@@ -103,6 +103,10 @@ def test_side_decisions_and_their_sentences():
     s["paper_H_vs_mc_jacobian"]["rows"][0]["max_abs_z_true_hessian_vs_mc_jacobian"] = 1.0
     out = W.judge(s)
     assert out["tests"]["true_gradient_fd"]["mean_rejected_for_J_H"] is False
+    # the verdict row no longer says the witness confirms both fields apart
+    row = verdict(s)
+    assert row["verdict"] == "confirmed with qualifications"
+    assert "confirm both" not in row["convention"] and "do not reject the mean field" in row["convention"]
     assert "`J` and `H`: **False**" in " ".join(out["sentences"]["true_gradient"])
     assert out["sentences"]["paper"].endswith("rejected as that Jacobian: **False**.")
 
