@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import stats
 
 import numerics
 from numerics import conditioning as cond
+from numerics.finite_differences import fd_jacobian
 from verify import conditioning as report
 
 FIELDS = ("true", "mean", "autograd")
@@ -123,12 +125,13 @@ def test_autograd_hessians_are_multiples_of_identity_single_node():
     assert np.array_equal(numerics.hessian(W, Ws, "H", "autograd"), np.eye(4))
 
 
-def test_fd_jacobian_helper_agrees_with_hessian():
+def test_fd_jacobian_of_the_gradient_agrees_with_hessian():
+    """The report's finite-difference cross-check: ``fd_jacobian`` of ``numerics.gradient`` (row-scaled steps)."""
     rng = np.random.default_rng(4)
     W, Ws = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
     for f in ("true", "mean"):
         M = numerics.hessian(W, Ws, "H", f)
-        J = report.fd_jacobian(W, Ws, "H", f)
+        J = fd_jacobian(lambda w: numerics.gradient(w, Ws, "H", f), W)
         # central differences, step 1e-6 |w|: truncation ~1e-12, rounding ~1e-10 relative
         assert np.abs(M - J).max() <= 1e-7 * np.abs(M).max()
 
@@ -193,12 +196,48 @@ def test_report_map_summary_matches_public_api_on_a_coarse_grid(payload):
     assert better_true == 0 and worse_true > 0
 
 
-def test_report_verdict_and_cross_checks(payload):
+def test_report_verdict_follows_the_rule_on_its_own_numbers(payload, quick_reports):
+    """docs/claims.md, claim 3, recomputed from the JSON's raw numbers (not from verdict_inputs)."""
+    data = payload["data"]
+    s = data["single_node_maps"]["summary"]["mean/d=3/real_part"]
+    near_rows = [r for r in data["multi_node"] if r["kind"] == "near"]
+    ratios = [r["kappa"]["mean"]["H"]["real_part"] / r["kappa"]["mean"]["L"]["real_part"] for r in near_rows
+              if r["kappa"]["mean"]["H"]["real_part"] is not None and r["kappa"]["mean"]["L"]["real_part"] is not None]
+    holds = s["fraction_H_worse"] == 0.0 and len(ratios) > 0 and all(x < 1 for x in ratios)
     (v,) = payload["verdicts"]
-    assert v["claim"] == 3 and v["evidence"].startswith("conditioning.md")
+    assert v["claim"] == 3 and v["evidence"] == "conditioning.md#6-verdict-on-claim-3"
+    assert v["verdict"] == ("confirmed with qualifications" if holds else "refuted in part (see report)")
+    # the convention's several-node caveat: the worst ratio of the search and the unstable-only counts
+    worst = [w["ratio"] for k, w in data["worst_case"].items()
+             if k.startswith("multi/mean/") and k.endswith("/real_part") and w["ratio"] is not None]
+    only_H = sum(r["kappa"]["mean"]["H"]["real_part"] is None and r["kappa"]["mean"]["L"]["real_part"] is not None
+                 for r in data["multi_node"])
+    vi = data["verdict_inputs"]
+    assert vi["multi_node_worst_mean_real_part"] == (max(worst) if worst else None)
+    assert vi["multi_node_only_H_unstable"] == only_H
+    assert ("not everywhere with several nodes" in v["convention"]) == bool(worst and max(worst) > 1)
+    # the closing sentence comes from the same rule
+    md = (quick_reports / "conditioning.md").read_text()
+    assert ("So the claim holds for the object" in md) == holds
+    assert ("Witness (several nodes" in md) == (vi["H_unstable_L_stable_witness"] is not None)
+
+
+def test_report_cross_checks_follow_their_rules(payload):
     cc = payload["data"]["cross_checks"]
+    assert cc["fd_tolerance"] == 1e-6
+    assert cc["fd_pass"] == all(r["max_rel_gap"] <= 1e-6 for r in cc["fd"])
+    z_star = stats.norm.isf(0.01 / (2 * cc["mc_entries"]))
+    assert abs(cc["mc_z_threshold"] - z_star) <= 1e-12 * z_star
+    assert cc["mc_pass"] == (max(r["max_abs_z"] for r in cc["mc"]) < z_star
+                             and all(r["exact_entries_gap"] == 0.0 for r in cc["mc"]))
+    assert cc["mc_entries"] == sum(r["entries"] for r in cc["mc"])
+    # and, for this seed, they pass
     assert cc["fd_pass"] and cc["mc_pass"]
     assert cc["closed_form_vs_numerics_hessian_max_rel_gap"] <= 1e-9
+    maps = payload["data"]["single_node_maps"]
+    same = all(maps["summary"][f"{f}/d=3/{k}"] == maps["summary"][f"{f}/d={d}/{k}"]
+               for f in FIELDS for k in cond.DEFINITIONS for d in (10, 100))
+    assert maps["d_at_least_3_identical"] == same
 
 
 def test_report_witness_of_H_unstable_where_L_is_stable_is_reproduced(payload):

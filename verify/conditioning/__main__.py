@@ -1,0 +1,5 @@
+"""``python -m verify.conditioning``."""
+from verify import conditioning
+from verify.report import run
+
+raise SystemExit(run(conditioning))
