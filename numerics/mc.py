@@ -17,9 +17,11 @@ has its own witness, central differences of the MC loss with common random numbe
 (:func:`true_gradient_fd`), and the expected autograd Hessian too (:func:`autograd_hessian_mc`).
 
 Streaming: samples are drawn in chunks from one seeded ``torch.Generator``; per chunk, sums
-and sums of squares about a fixed shift (the first chunk's mean) are accumulated, so memory
-is bounded by the chunk and the variance has no catastrophic cancellation (relative error
-``~ eps (1 + mean^2/var)``).  Same seed, device, dtype and chunk size give the same numbers.
+and sums of squares are accumulated about a fixed shift (the first chunk's mean) in
+:class:`ShiftedMoments`, so memory is bounded by the chunk (the variance of the engine's
+statistics has relative error ``~ eps (1 + mean^2/var)``; the finite-difference and Hessian
+witnesses shift every sample before squaring, ``~ eps``).  Same seed, device, dtype and chunk
+size give the same numbers.
 
 ``method="subspace"`` samples only the coordinates of ``x`` in ``span(W, W*)`` (dimension
 ``m <= K + K*``) and integrates the orthogonal part exactly (Rao-Blackwell): every
@@ -374,35 +376,77 @@ def _weighted_outer(weights: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
     return (weights.T @ outer).reshape(-1, m, m)
 
 
-class _Accumulator:
-    """Running sums over chunks.
+class ShiftedMoments:
+    """Running mean and variance of a quantity (a tensor of any shape) fed in chunks: the one
+    accumulator of every Monte-Carlo witness in this module.
 
-    Elementwise statistics keep shifted sums ``S1 = sum (g - c)``, ``S2 = sum (g - c)^2`` with
-    ``c`` the first chunk's mean; the subspace gradients keep raw first moments (``K x m``) and
-    second-moment matrices (``K x m x m``), whose diagonal in ``d`` coordinates is formed at the end.
+    Sums are kept about a fixed shift ``c``, the first chunk's mean: ``S1 = sum (g - c)``,
+    ``S2 = sum (g - c)^2``, and the variance is ``(S2 - S1^2/n) / (n - 1)``.  With
+    :meth:`add_samples` every sample is shifted before it is squared, so a mean large against the
+    spread costs no digits (relative error ``~ eps``; unshifted it is ``~ eps mean^2/var``).
+    :meth:`add` takes a chunk's raw sum and sum of squares instead (the fused engine of
+    :func:`monte_carlo` forms them in one pass): the shift then keeps the chunks from adding
+    cancellation, but each chunk's own sum of squares carries ``~ eps mean^2/var`` relative.
+    """
+
+    def __init__(self):
+        self.n, self.shift, self.s1, self.s2 = 0, None, None, None
+
+    def add_samples(self, values: torch.Tensor) -> None:
+        """Add the samples ``values[0], values[1], ...`` (shifted before squaring)."""
+        if self.shift is None:
+            self.shift = values.mean(0).clone()
+            self.s1, self.s2 = torch.zeros_like(self.shift), torch.zeros_like(self.shift)
+        dev = values - self.shift
+        self.s1 += dev.sum(0)
+        self.s2 += (dev * dev).sum(0)
+        self.n += values.shape[0]
+
+    def add(self, total: torch.Tensor, total_sq: torch.Tensor, n: int) -> None:
+        """Add a chunk of ``n`` samples given by their raw sum and sum of squares."""
+        if self.shift is None:
+            self.shift = (total / n).clone()
+            self.s1, self.s2 = torch.zeros_like(total), torch.zeros_like(total_sq)
+        c = self.shift
+        self.s1 += total - n * c
+        self.s2 += total_sq - 2 * c * total + n * c * c
+        self.n += n
+
+    def mean(self) -> torch.Tensor:
+        return self.shift + self.s1 / self.n
+
+    def variance(self) -> torch.Tensor:
+        return torch.clamp((self.s2 - self.s1 * self.s1 / self.n) / (self.n - 1), min=0)
+
+    def standard_error(self) -> torch.Tensor:
+        return torch.sqrt(self.variance() / self.n)
+
+
+class _Accumulator:
+    """Running sums over chunks of every statistic of :func:`monte_carlo`.
+
+    Elementwise statistics are :class:`ShiftedMoments`; the subspace gradients keep raw first
+    moments (``K x m``) and second-moment matrices (``K x m x m``), whose diagonal in ``d``
+    coordinates is formed at the end.
     """
 
     def __init__(self, Q):
         self.n = 0
         self.Q = Q
-        self.shift, self.s1, self.s2 = {}, {}, {}
+        self.moments, self.s1, self.s2 = {}, {}, {}
 
     def _raw(self, key: str) -> bool:
         return self.Q is not None and key.startswith("grad")
 
     def add(self, stats: dict, n: int) -> None:
         for key, (sm, sq) in stats.items():
-            if key not in self.s1:
-                self.shift[key] = None if self._raw(key) else (sm / n).clone()
-                self.s1[key] = torch.zeros_like(sm)
-                self.s2[key] = torch.zeros_like(sq)
-            if self._raw(key):
+            if not self._raw(key):
+                self.moments.setdefault(key, ShiftedMoments()).add(sm, sq, n)
+            elif key not in self.s1:
+                self.s1[key], self.s2[key] = sm.clone(), sq.clone()
+            else:
                 self.s1[key] += sm
                 self.s2[key] += sq
-            else:
-                c = self.shift[key]
-                self.s1[key] += sm - n * c
-                self.s2[key] += sq - 2 * c * sm + n * c * c
         self.n += n
 
 
@@ -410,17 +454,12 @@ def _finish(acc: _Accumulator, Q, meta) -> MCEstimate:
     n = acc.n
     loss, loss_se, mf, mf_se = {}, {}, {}, {}
     for p in PARTS:
-        key = f"loss/{p}"
-        c, s1, s2 = acc.shift[key], acc.s1[key], acc.s2[key]
-        mean = c + s1 / n
-        var = torch.clamp((s2 - s1 * s1 / n) / (n - 1), min=0)
-        loss[p] = float(mean)
-        loss_se[p] = float(torch.sqrt(var / n))
+        m = acc.moments[f"loss/{p}"]
+        loss[p] = float(m.mean())
+        loss_se[p] = float(m.standard_error())
         key = f"grad/{p}"
         if Q is None:
-            c, s1, s2 = acc.shift[key], acc.s1[key], acc.s2[key]
-            mean = c + s1 / n
-            var = torch.clamp((s2 - s1 * s1 / n) / (n - 1), min=0)
+            mean, se = acc.moments[key].mean(), acc.moments[key].standard_error()
         else:
             first = acc.s1[key] / n  # K x m, span coordinates
             second = acc.s2[key] / n  # K x m x m
@@ -428,9 +467,9 @@ def _finish(acc: _Accumulator, Q, meta) -> MCEstimate:
             # E[g_k^2] = diag(Q M Q^T)_k, var = (E g^2 - mean^2) * n/(n-1): moments in the span are
             # O(1) with O(1) variance here, so the raw-moment form loses no significant digits
             m2 = torch.einsum("ka,jab,kb->jk", Q, second, Q)
-            var = torch.clamp((m2 - mean * mean) * n / (n - 1), min=0)
+            se = torch.sqrt(torch.clamp((m2 - mean * mean) * n / (n - 1), min=0) / n)
         mf[p] = mean.detach().cpu().numpy().astype(np.float64)
-        mf_se[p] = torch.sqrt(var / n).detach().cpu().numpy().astype(np.float64)
+        mf_se[p] = se.detach().cpu().numpy().astype(np.float64)
     return MCEstimate(n=n, loss=loss, loss_se=loss_se, mean_field=mf, mean_field_se=mf_se, **meta)
 
 
@@ -595,26 +634,25 @@ def true_gradient_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: floa
     steps = h * torch.linalg.norm(Wt, dim=1)
     _check_steps(Wt, steps, h)
     gen = _generator(seed, dev)
-    s1 = torch.zeros(K, d, dtype=dtype, device=dev)
-    s2 = torch.zeros(K, d, dtype=dtype, device=dev)
+    moments = ShiftedMoments()
     done = 0
     while done < n:
         c = min(chunk_size, n - done)
         x = torch.randn((c, d), generator=gen, device=dev, dtype=dtype)
+        diffs = torch.empty(c, K, d, dtype=dtype, device=dev)
         for i in range(K):
             for k in range(d):
                 E = torch.zeros_like(Wt)
                 E[i, k] = steps[i]
                 with torch.no_grad():
-                    diff = (_closed_losses(Wt + E, Ws, x)[part] - _closed_losses(Wt - E, Ws, x)[part]) / (2 * steps[i])
-                s1[i, k] += diff.sum()
-                s2[i, k] += (diff * diff).sum()
+                    diffs[:, i, k] = (_closed_losses(Wt + E, Ws, x)[part]
+                                      - _closed_losses(Wt - E, Ws, x)[part]) / (2 * steps[i])
+        moments.add_samples(diffs)
         done += c
-    mean = s1 / n
-    var = torch.clamp((s2 - n * mean * mean) / (n - 1), min=0)
     # the gradient is of degree 1 in (W, W_star): undo the scaling by 2**scale exactly
-    return (_unscale(mean.cpu().numpy().astype(np.float64), -scale, "true-gradient estimate"),
-            _unscale(torch.sqrt(var / n).cpu().numpy().astype(np.float64), -scale, "true-gradient standard error"))
+    return (_unscale(moments.mean().cpu().numpy().astype(np.float64), -scale, "true-gradient estimate"),
+            _unscale(moments.standard_error().cpu().numpy().astype(np.float64), -scale,
+                     "true-gradient standard error"))
 
 
 def _check_steps(Wt: torch.Tensor, steps: torch.Tensor, h: float) -> None:
@@ -651,8 +689,7 @@ def autograd_hessian_mc(W, W_star, part: str, n_samples: int, *, seed: int, devi
     d = Z.shape[1]
     gen = _generator(seed, dev)
     eye = torch.eye(d, dtype=dtype, device=dev)
-    s1 = torch.zeros(K, d, K, d, dtype=dtype, device=dev)
-    s2 = torch.zeros_like(s1)
+    moments = ShiftedMoments()
     done = 0
     while done < n:
         c = min(chunk_size, n - done)
@@ -661,14 +698,11 @@ def autograd_hessian_mc(W, W_star, part: str, n_samples: int, *, seed: int, devi
         hL = torch.einsum("nj,nl,nd,ne->njdle", ind, ind, x, x)
         hJ = torch.einsum("nj,nl,de->njdle", ind, ind, eye)
         hs = {"L": hL, "J": hJ, "H": hL + hJ}[part]
-        s1 += hs.sum(0)
-        s2 += (hs * hs).sum(0)
+        moments.add_samples(hs)
         done += c
-    mean = s1 / n
-    var = torch.clamp((s2 - n * mean * mean) / (n - 1), min=0)
     shape = (K * d, K * d)
-    return (_unscale(mean.reshape(shape).cpu().numpy().astype(np.float64), 0, "autograd-Hessian estimate"),
-            _unscale(torch.sqrt(var / n).reshape(shape).cpu().numpy().astype(np.float64), 0,
+    return (_unscale(moments.mean().reshape(shape).cpu().numpy().astype(np.float64), 0, "autograd-Hessian estimate"),
+            _unscale(moments.standard_error().reshape(shape).cpu().numpy().astype(np.float64), 0,
                      "autograd-Hessian standard error"))
 
 
@@ -714,22 +748,21 @@ def mean_field_jacobian_fd(W, W_star, part: str, n_samples: int, *, seed: int, h
     steps = h * torch.linalg.norm(Wt, dim=1)
     _check_steps(Wt, steps, h)
     gen = _generator(seed, dev)
-    s1 = torch.zeros(K * d, K * d, dtype=dtype, device=dev)
-    s2 = torch.zeros_like(s1)
+    moments = ShiftedMoments()
     done = 0
     while done < n:
         c = min(chunk_size, n - done)
         x = torch.randn((c, d), generator=gen, device=dev, dtype=dtype)
+        diffs = torch.empty(c, K * d, K * d, dtype=dtype, device=dev)
         for l in range(K):
             for k in range(d):
                 E = torch.zeros_like(Wt)
                 E[l, k] = steps[l]
                 diff = (per_sample_gradients_closed(Wt + E, Ws, x, part)
                         - per_sample_gradients_closed(Wt - E, Ws, x, part)).reshape(c, K * d) / (2 * steps[l])
-                s1[:, l * d + k] += diff.sum(0)
-                s2[:, l * d + k] += (diff * diff).sum(0)
+                diffs[:, :, l * d + k] = diff
+        moments.add_samples(diffs)
         done += c
-    mean = s1 / n
-    var = torch.clamp((s2 - n * mean * mean) / (n - 1), min=0)
-    return (_unscale(mean.cpu().numpy().astype(np.float64), 0, "mean-field Jacobian estimate"),
-            _unscale(torch.sqrt(var / n).cpu().numpy().astype(np.float64), 0, "mean-field Jacobian standard error"))
+    return (_unscale(moments.mean().cpu().numpy().astype(np.float64), 0, "mean-field Jacobian estimate"),
+            _unscale(moments.standard_error().cpu().numpy().astype(np.float64), 0,
+                     "mean-field Jacobian standard error"))

@@ -246,3 +246,21 @@ def test_estimates_compare_by_value():
     assert (a == "estimate") is False and a != 1.0
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.n = 3
+
+
+def test_shifted_moments_keep_the_variance_of_a_large_mean():
+    """The one accumulator of the witnesses: a mean of 1e8 with unit spread, fed in chunks.  The raw
+    form (sum g^2 - n mean^2) loses all 16 digits here (sums of squares near 1e16 n); shifting each
+    sample before squaring keeps the sample variance to ~1e-9 (the shift's own rounding, 1e8 eps)."""
+    from numerics.mc import ShiftedMoments
+
+    gen = torch.Generator().manual_seed(0)
+    x = 1e8 + torch.randn(40_000, generator=gen, dtype=torch.float64)
+    m = ShiftedMoments()
+    for chunk in x.split(7_000):
+        m.add_samples(chunk)
+    exact_var = float(torch.var(x - 1e8))  # the spread about a known centre: no cancellation
+    assert m.n == len(x)
+    assert abs(float(m.mean()) - float(x.mean())) <= 1e-7
+    assert abs(float(m.variance()) - exact_var) <= 1e-9 * exact_var
+    assert abs(float(m.standard_error()) - (exact_var / len(x)) ** 0.5) <= 1e-9 * (exact_var / len(x)) ** 0.5
