@@ -37,7 +37,6 @@ from .symbols import n_a, n_b, theta
 
 # the parts with pair kernels of their own (H = L + J is their sum)
 KERNEL_PARTS = ("L", "J")
-PARTS = KERNEL_PARTS  # TEMPORARY alias while verify/formulas moves to KERNEL_PARTS
 
 
 def _check_part(part: str) -> None:

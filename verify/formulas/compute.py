@@ -62,7 +62,7 @@ def single_node_spectra(thetas: np.ndarray) -> dict:
 def mean_minus_true() -> dict:
     """Pair term of (mean field - true gradient) per part, in the e-basis: ``{part: [str(c1), str(c2)]}``."""
     out = {}
-    for part in pairs.PARTS:
+    for part in pairs.KERNEL_PARTS:
         v = (pairs.mean_field(part) - pairs.true_gradient(part)).simplify()
         out[part] = [str(v.c1), str(v.c2)]
     return out
