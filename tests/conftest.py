@@ -11,6 +11,11 @@ settings.register_profile(
     "ci", max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("ci")
+# more examples for every property test that does not set its own count:
+# python -m pytest --hypothesis-profile=slow (tests/test_adversarial.py has @pytest.mark.slow variants)
+settings.register_profile(
+    "slow", max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def assert_close(actual, expected, *, rtol, atol=0.0, what=""):
