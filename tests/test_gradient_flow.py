@@ -13,6 +13,7 @@ import sympy as sp
 import torch
 
 import numerics
+from numerics.finite_differences import fd_jacobian
 from numerics import mc
 from theory import flow as theory_flow
 from verify import gradient_flow as gf
@@ -72,13 +73,7 @@ def test_symbolic_eigenvalues_match_fd_jacobian_of_gradient(part):
     rng = np.random.default_rng(2)
     d, angle = 4, 1e-3
     w, ws = _pair(1.0, 1.0, angle, d, rng)
-    h = 1e-6
-    J = np.zeros((d, d))
-    for k in range(d):
-        e = np.zeros(d)
-        e[k] = h
-        J[:, k] = (numerics.gradient((w + e)[None], ws[None], part, "mean")[0]
-                   - numerics.gradient((w - e)[None], ws[None], part, "mean")[0]) / (2 * h)
+    J = fd_jacobian(lambda v: numerics.gradient(v[None], ws[None], part, "mean")[0], w, h=1e-6)
     ev = np.sort(np.linalg.eigvals(J).real)
     e1, e2, e3 = theory_flow.numeric_eigenvalues(part)(1.0, 1.0, angle)
     expected = np.sort(np.array([e1, e2] + [e3] * (d - 2), float))

@@ -30,6 +30,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import numerics
+from numerics.finite_differences import fd_jacobian
 from conftest import assert_close
 
 PARTS = ("L", "J", "H")
@@ -457,16 +458,9 @@ def test_loss_and_mean_field_match_arc_cosine_kernel_forms(cfg):
 
 # ----------------------------------------------------------------------------- finite differences
 def central_difference(f, W, out_shape):
-    """``d f / d W[i, k]`` by central differences with ``h_i = 1e-5 |w_i|``; result ``out_shape + (K, d)``."""
-    K, d = W.shape
-    out = np.zeros(tuple(out_shape) + (K, d))
-    for i in range(K):
-        h = 1e-5 * np.linalg.norm(W[i])
-        for k in range(d):
-            E = np.zeros_like(W)
-            E[i, k] = h
-            out[..., i, k] = (np.asarray(f(W + E)) - np.asarray(f(W - E))) / (2 * h)
-    return out
+    """``d f / d W[i, k]`` by central differences with ``h_i = 1e-5 |w_i|`` (the suite's one FD Jacobian,
+    ``numerics.finite_differences.fd_jacobian``); result ``out_shape + (K, d)``."""
+    return fd_jacobian(f, W, h=1e-5).reshape(tuple(out_shape) + W.shape)
 
 
 # Error model of the central differences at MIN_ANGLE = 0.05, row norms in [0.25, 5.2] and h = 1e-5 |w_i|:
