@@ -31,3 +31,19 @@ def test_no_reference_to_notes_outside_the_repository():
 def test_generated_reports_name_no_outside_notes(quick_reports):
     hits = [p.name for p in quick_reports.glob("*.md") if "THEORY" + ".md" in p.read_text()]
     assert not hits, hits
+
+
+def test_every_test_named_in_the_guarantees_exists():
+    """Each line of the README's Guarantees is backed by the tests it names: they must exist."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Guarantees", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(test_\w+)`", section))
+    files = set(re.findall(r"`(tests/test_\w+\.py)`", section))
+    assert named, "the Guarantees section names no test"
+    defined = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M))
+    assert named <= defined, sorted(named - defined)
+    assert all((ROOT / f).is_file() for f in files), files
