@@ -40,48 +40,13 @@ import numbers
 import numpy as np
 
 from .population import hessian
-from .validation import HESSIAN_FIELDS, check_field, check_part
+from .validation import HESSIAN_FIELDS, check_field, check_part, has_bool, real_array
 
 DEFINITIONS = ("symmetric", "singular", "real_part")
 POSITIVE_TOL = 1e-12  # a suggested ``rtol`` for masking numerically singular matrices (module docstring)
 
 
 # ----------------------------------------------------------------------------- input checks
-def _has_bool(x) -> bool:
-    """Whether a nested list/tuple holds a Python/NumPy boolean or a boolean array (NumPy would turn
-    ``[True, 2.0]`` into ``[1.0, 2.0]`` silently)."""
-    if isinstance(x, (bool, np.bool_)):
-        return True
-    if isinstance(x, np.ndarray):
-        return x.dtype.kind == "b"
-    if isinstance(x, (list, tuple)):
-        return any(_has_bool(v) for v in x)
-    return False
-
-
-def _real_array(x, name: str) -> np.ndarray:
-    """``x`` as a float64 array, or a ``ValueError`` naming ``name``: complex (any complex dtype, even
-    with every imaginary part zero), boolean, non-numeric (strings, objects) and ragged input are
-    refused rather than converted (NumPy drops imaginary parts with only a warning)."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
-        x = x.detach().cpu().numpy()
-    try:
-        arr = np.asarray(x)
-    except (TypeError, ValueError) as exc:  # ragged nested sequences
-        raise ValueError(f"{name} must be a real numeric array; could not convert the "
-                         f"{type(x).__name__} ({exc})") from None
-    kind = arr.dtype.kind
-    if kind == "c":
-        raise ValueError(f"{name} must be real; got complex dtype {arr.dtype} (refused even where every "
-                         "imaginary part is zero: converting would drop the imaginary parts)")
-    if kind == "b" or (kind in "iuf" and _has_bool(x)):
-        raise ValueError(f"{name} must be a real numeric array; got booleans")
-    if kind not in "iuf":
-        raise ValueError(f"{name} must be a real numeric array; got dtype {arr.dtype} "
-                         f"({type(x).__name__}: strings, objects and other non-numbers are refused)")
-    return arr.astype(np.float64, copy=False)
-
-
 def _check_finite(arr: np.ndarray, name: str) -> None:
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))
@@ -106,7 +71,7 @@ def spectra(M) -> dict:
     ``M``: a non-empty square real matrix with finite entries (array, nested list or torch tensor);
     anything else (complex, boolean, non-numeric, ragged, empty, non-square) is a ``ValueError``.
     """
-    M = _real_array(M, "M")
+    M = real_array(M, "M")
     if M.ndim != 2 or M.shape[0] != M.shape[1] or M.shape[0] == 0:
         raise ValueError(f"M must be a non-empty square 2-D matrix; got shape {M.shape}")
     _check_finite(M, "M")
@@ -137,11 +102,11 @@ def _spectrum_part(s: dict, key: str, real: bool) -> np.ndarray:
             arr = np.asarray(v)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"spectra[{key!r}] must be a numeric array ({exc})") from None
-        if arr.dtype.kind not in "iufc" or _has_bool(v):
+        if arr.dtype.kind not in "iufc" or has_bool(v):
             raise ValueError(f"spectra[{key!r}] must be a numeric array; got dtype {arr.dtype}")
         arr = arr.real.astype(np.float64, copy=False)
     else:
-        arr = _real_array(v, f"spectra[{key!r}]")
+        arr = real_array(v, f"spectra[{key!r}]")
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"spectra[{key!r}] must be a non-empty 1-D array; got shape {arr.shape}")
     _check_finite(arr, f"spectra[{key!r}]")
@@ -197,7 +162,7 @@ def hessian_conditioning(W, W_star, part: str, field: str, rtol: float = 0.0) ->
 
 # ----------------------------------------------------------------------------- single node, closed form
 def _grid(rho, theta):
-    rho, theta = _real_array(rho, "rho"), _real_array(theta, "theta")
+    rho, theta = real_array(rho, "rho"), real_array(theta, "theta")
     try:
         rho, theta = np.broadcast_arrays(rho, theta)
     except ValueError:

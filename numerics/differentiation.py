@@ -41,6 +41,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .validation import real_array
+
 __all__ = [
     "fd_derivative",
     "fd_gradient_2d",
@@ -57,42 +59,8 @@ __all__ = [
 # Every input is checked before it is converted: NumPy would turn complex input into its real part
 # with only a ComplexWarning, ``[True, 2.0]`` into ``[1.0, 2.0]`` and ``"0.1"`` into ``0.1``.  Each
 # problem is a ValueError naming the argument.
-def _has_bool(x) -> bool:
-    """Whether a nested list/tuple holds a Python/NumPy boolean or a boolean array."""
-    if isinstance(x, (bool, np.bool_)):
-        return True
-    if isinstance(x, np.ndarray):
-        return x.dtype.kind == "b"
-    if isinstance(x, (list, tuple)):
-        return any(_has_bool(v) for v in x)
-    return False
-
-
-def _real_array(x, name: str) -> np.ndarray:
-    """``x`` (array, nested list, scalar or torch tensor) as float64, any shape; ``ValueError`` naming
-    ``name`` for complex (any complex dtype, even with every imaginary part zero), boolean,
-    non-numeric (strings, objects) or ragged input."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
-        x = x.detach().cpu().numpy()
-    try:
-        arr = np.asarray(x)
-    except (TypeError, ValueError) as exc:  # ragged nested sequences
-        raise ValueError(f"{name} must be a real numeric array; could not convert the "
-                         f"{type(x).__name__} ({exc})") from None
-    kind = arr.dtype.kind
-    if kind == "c":
-        raise ValueError(f"{name} must be real; got complex dtype {arr.dtype} (refused even where every "
-                         "imaginary part is zero: converting would drop the imaginary parts)")
-    if kind == "b" or (kind in "iuf" and _has_bool(x)):
-        raise ValueError(f"{name} must be real numbers; got booleans")
-    if kind not in "iuf":
-        raise ValueError(f"{name} must be real numbers; got dtype {arr.dtype} "
-                         f"({type(x).__name__}: strings, objects and other non-numbers are refused)")
-    return arr.astype(np.float64, copy=False)
-
-
 def _finite_array(values, what: str = "values") -> np.ndarray:
-    arr = _real_array(values, what)
+    arr = real_array(values, what)
     if arr.ndim == 0:
         raise ValueError(f"{what} must be an array with at least one axis; got a scalar")
     if not np.all(np.isfinite(arr)):
@@ -104,7 +72,7 @@ def _finite_array(values, what: str = "values") -> np.ndarray:
 
 
 def _real_scalar(x, name: str) -> float:
-    arr = _real_array(x, name)
+    arr = real_array(x, name)
     if arr.ndim != 0:
         raise ValueError(f"{name} must be a real number; got an array of shape {arr.shape}")
     return float(arr)
@@ -179,7 +147,7 @@ def uniform_spacing(coords, rtol: float = 1e-9) -> float:
 
 def _spacing(h, name: str = "h") -> float:
     """A positive spacing, or the spacing of a uniform coordinate array; ``ValueError`` naming ``name``."""
-    arr = _real_array(h, name)
+    arr = real_array(h, name)
     if arr.ndim == 0:
         v = float(arr)
         if not math.isfinite(v) or v <= 0:
@@ -208,7 +176,7 @@ def _fd_derivative(values, h, axis, order, h_name: str) -> np.ndarray:
         raise ValueError(f"order must be 1 or 2; got {order!r}")
     f = _move_to_last(f, axis)
     n = f.shape[-1]
-    h = _real_array(h, h_name)
+    h = real_array(h, h_name)
     if h.ndim != 0 and h.size != n:
         raise ValueError(f"{h.size} grid coordinates for {n} values along axis {axis} (argument {h_name})")
     hv = _spacing(h, h_name)
@@ -335,7 +303,7 @@ def central_difference_gradient(fn: Callable[[np.ndarray], np.ndarray], x, h: fl
 
 def _fn_values(out, blocks: int, n: int) -> np.ndarray:
     """``fn``'s output as a ``(blocks, n)`` float64 array, checked (real, one value per row, finite)."""
-    v = _real_array(out, "the values returned by fn")
+    v = real_array(out, "the values returned by fn")
     if v.size != blocks * n:
         raise ValueError(f"fn must return one value per row: {blocks * n} rows in, {v.size} values "
                          f"(shape {v.shape}) out")

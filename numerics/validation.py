@@ -80,6 +80,43 @@ def _from_tensor(x, name: str):
     return x.numpy()
 
 
+def has_bool(x) -> bool:
+    """Whether a nested list/tuple holds a Python/NumPy boolean or a boolean array (NumPy would turn
+    ``[True, 2.0]`` into ``[1.0, 2.0]`` silently)."""
+    if isinstance(x, (bool, np.bool_)):
+        return True
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind == "b"
+    if isinstance(x, (list, tuple)):
+        return any(has_bool(v) for v in x)
+    return False
+
+
+def real_array(x, name: str) -> np.ndarray:
+    """``x`` (array, nested list, scalar or torch tensor) as a float64 array of any shape, or a
+    ``ValueError`` naming ``name``: complex (any complex dtype, even with every imaginary part zero),
+    boolean, non-numeric (strings, objects) and ragged input are refused rather than converted
+    (NumPy drops imaginary parts with only a warning).  The check of every array argument of
+    :mod:`numerics.conditioning` and :mod:`numerics.differentiation`."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences
+        raise ValueError(f"{name} must be a real numeric array; could not convert the "
+                         f"{type(x).__name__} ({exc})") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise ValueError(f"{name} must be real; got complex dtype {arr.dtype} (refused even where every "
+                         "imaginary part is zero: converting would drop the imaginary parts)")
+    if kind == "b" or (kind in "iuf" and has_bool(x)):
+        raise ValueError(f"{name} must be a real numeric array; got booleans")
+    if kind not in "iuf":
+        raise ValueError(f"{name} must be a real numeric array; got dtype {arr.dtype} "
+                         f"({type(x).__name__}: strings, objects and other non-numbers are refused)")
+    return arr.astype(np.float64, copy=False)
+
+
 def check_part(part: str) -> str:
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}; got {part!r}")
