@@ -63,7 +63,9 @@ def _exact_angles(a: list, b: list) -> tuple:
     x = ab << m
     if y.bit_length() < abs(x).bit_length() - 900:  # nearly (anti-)parallel: tan = angle
         small = float(Fraction(y, abs(x)))
-        return (small, math.pi - small, False, False) if x > 0 else (math.pi - small, small, False, False)
+        # below the smallest float64 (~5e-324) the angle rounds to 0: the pair is then parallel as
+        # far as float64 can tell, and is flagged so (a documented limit: kink objects raise)
+        return (small, math.pi - small, small == 0, False) if x > 0 else (math.pi - small, small, False, small == 0)
     shift = max(0, max(abs(x).bit_length(), y.bit_length()) - 1000)  # both fit a float, ratio kept
     yf, xf = float(y >> shift), float(x >> shift) if x >= 0 else -float((-x) >> shift)
     return math.atan2(yf, xf), math.atan2(yf, -xf), False, False
@@ -172,7 +174,8 @@ def _plane_directions_2d(A: np.ndarray, B: np.ndarray, ah: np.ndarray) -> np.nda
     det = A[:, None, 0] * B[None, :, 1] - A[:, None, 1] * B[None, :, 0]
     scale = np.abs(A[:, None, 0] * B[None, :, 1]) + np.abs(A[:, None, 1] * B[None, :, 0])
     for i, j in np.argwhere(np.abs(det) <= 4 * np.finfo(float).eps * scale):
-        det[i, j] = float(Fraction(A[i, 0]) * Fraction(B[j, 1]) - Fraction(A[i, 1]) * Fraction(B[j, 0]))
+        exact = Fraction(A[i, 0]) * Fraction(B[j, 1]) - Fraction(A[i, 1]) * Fraction(B[j, 0])
+        det[i, j] = (exact > 0) - (exact < 0)  # its sign (as a float it may underflow to -0.0)
     side = np.where(det < 0, -1.0, 1.0)
     turned = np.stack([-ah[:, 1], ah[:, 0]], axis=1)
     return side[:, :, None] * turned[:, None, :]

@@ -148,14 +148,15 @@ def _stack(W, W_star):
     return Z, signs
 
 
-def _match(theta: np.ndarray, K: int) -> list:
+def _match(theta: np.ndarray, K: int, norms: np.ndarray) -> list:
     """Greedy one-to-one matching of students to teachers closer than ``SWITCH`` radians.
 
-    ``theta`` holds the angles of ``(W, Z)`` (``K`` rows at least); returns ``[(j, p)]`` with
-    ``p >= K`` a row of ``Z``, closest pairs first.
+    ``theta`` holds the angles of ``(W, Z)`` (``K`` rows at least), ``norms`` the row norms of
+    ``Z``; returns ``[(j, p)]`` with ``p >= K`` a row of ``Z``, closest pairs first.
     """
     th = theta[:K, K:]
-    return _match_candidates([(float(th[j, t]), int(j), int(t) + K) for j, t in np.argwhere(th < SWITCH)])
+    return _match_candidates([(float(th[j, t]), int(j), int(t) + K) for j, t in np.argwhere(th < SWITCH)],
+                             lambda j, p: abs(norms[j] - norms[p]) / norms[p])
 
 
 def _norm_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -171,7 +172,8 @@ def _raise_if_missing(obj: dict, geo, mask: np.ndarray, what: str, row_names, ro
         if len(hit):
             i, j = hit[0]
             raise ValueError(
-                f"the {what} does not exist here: W[{i + row_offset}] and {row_names(j)} are exactly {kind}, "
+                f"the {what} does not exist here: W[{i + row_offset}] and {row_names(j)} are exactly {kind} (or within "
+                "5e-324 rad of it, below the smallest float64 angle), "
                 "where the population J has a kink (docs/theory.md, section 6). The mean-field gradient exists; "
                 "or perturb the weights to evaluate a one-sided value."
             )
@@ -215,7 +217,7 @@ def _loss(W, W_star, part: str) -> float:
     norms = geo.na[:, 0]
     np.fill_diagonal(terms, 0.5 * obj["self_coef"] * norms**2)
     extra = []
-    for j, p in _match(geo.theta, K):
+    for j, p in _match(geo.theta, K, geo.na[:, 0]):
         terms[j, j] = terms[p, p] = terms[j, p] = terms[p, j] = 0.0
         dn = _norm_difference(Z[j], Z[p])
         rest = obj["rest"](norms[j], norms[p], geo.theta[j, p], geo.psi[j, p])
@@ -326,7 +328,7 @@ def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
         np.multiply(b_t, inv_t, out=coef_t[r0:r1])
         coef_s[r0:r1][self_pairs] = 0.0
         coef_t[r0:r1][near_idx] = 0.0
-    matched = _match_candidates(candidates)
+    matched = _match_candidates(candidates, lambda j, t: abs(na[j, 0] - ns[t, 0]) / ns[t, 0])
     matched_set = set(matched)
     unmatched = np.ones(K)
     smooth = [obj["twin"] or obj for obj in objs]  # near a teacher: the mean-field twin, boundary added below
@@ -389,11 +391,14 @@ def _coefficient(fn, g, fast: bool, kink=None, twin=None) -> np.ndarray:
     return out
 
 
-def _match_candidates(candidates: list) -> list:
-    """Greedy one-to-one matching, closest first (ties: lower ``j``, then ``p``), of candidates
-    ``(theta, j, p, ...)``: the list of matched ``(j, p)`` in that order."""
+def _match_candidates(candidates: list, size_gap) -> list:
+    """Greedy one-to-one matching, closest angle first, of candidates ``(theta, j, p, ...)``: the list
+    of matched ``(j, p)`` in that order.  Ties in the angle (e.g. several students exactly on one
+    teacher's ray) go to the smallest relative difference of norms ``size_gap(j, p)`` (the pair whose
+    terms then cancel to nothing; matching another would leave large terms to cancel in floating
+    point), then to the lower ``j``, then ``p``."""
     used_s, used_t, out = set(), set(), []
-    for theta_jp, j, p, *_ in sorted(candidates, key=lambda c: c[:3]):
+    for theta_jp, j, p, *_ in sorted(candidates, key=lambda c: (c[0], size_gap(c[1], c[2]), c[1], c[2])):
         if j not in used_s and p not in used_t:
             used_s.add(j)
             used_t.add(p)

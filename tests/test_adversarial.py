@@ -1033,3 +1033,50 @@ def test_loss_is_never_negative():
     W, Ws = np.array([2.0**-27 * u, u]), np.array([u])
     values = {p: numerics.loss(W, Ws, p) for p in PARTS}
     assert all(v >= 0 for v in values.values()), values
+
+
+def test_e2_side_from_an_underflowing_determinant_d2():
+    """d = 2, w = (0, -1/2), w* = (-2**-1074, -1/2): the side of e2 is the sign of det(w, w*) =
+    -2**-1075, which is not representable (it rounds to -0.0).  The true gradient of J is
+    (+1/(4 pi), 0) and the mean Jacobian of J has -1/(2 pi) in its (0, 0) entry; both came out
+    with the opposite sign, while at 2 w, 2 w* (det -2**-1073) they were right."""
+    W, Ws = np.array([[0.0, -0.5]]), np.array([[-(2.0**-1074), -0.5]])
+    _check_all(W, Ws)
+    _check_homogeneity(W, Ws, exponents=(1, 2, 500))
+
+
+def test_homogeneity_at_an_angle_of_4e_54_d2():
+    """d = 2, w* a rounded multiple 5 w of w (angle 4.2e-54): at scale 2**-500 det(w, w*) leaves
+    the normal range and the true gradient of J changed sign in one entry (1.4e16 ulps)."""
+    W = np.array([[-1125899906842624.0, 1.3595338681207066e-22]])
+    Ws = np.array([[-5629499534213120.0, 6.797669340603533e-22]])
+    _check_homogeneity(W, Ws, exponents=(-500, 500))
+    _check_all(np.ldexp(W, -500), np.ldexp(Ws, -500), [o for o in ALL_OBJECTS if o[0] == "gradient"])
+
+
+def test_angle_below_the_float64_range_d2():
+    """d = 2, w = (0, a), w* = (-2**-1074, a), a = 2.6e120: the angle (~2e-444) is below the
+    smallest float64 but not zero.  The documented limit (README, Guarantees): such a pair is
+    parallel as far as float64 can tell, so the objects that do not exist at a kink raise a
+    ValueError that says so, and every other object is finite and right."""
+    W = np.array([[0.0, 2.5822498780869086e+120]])
+    Ws = np.array([[-(2.0**-1074), 2.5822498780869086e+120]])
+    for part in ("J", "H"):
+        with pytest.raises(ValueError, match="below the smallest float64 angle"):
+            numerics.gradient(W, Ws, part, "true")
+        for field in ("true", "mean"):
+            with pytest.raises(ValueError, match="below the smallest float64 angle"):
+                numerics.hessian(W, Ws, part, field)
+    _check_all(W, Ws, [(kind, part, field) for kind, part, field in ALL_OBJECTS
+                       if part == "L" or (kind, field) not in KINK_OBJECTS])
+
+
+def test_loss_overflow_with_a_student_at_the_teacher():
+    """A student 2**-34 times the teacher plus a student equal to it, sizes ~1e307: the exact L is
+    |w_0|^2 / 4 = 6.8e594 (> DBL_MAX), so ValueError; it came out 0.0 (the cancelling cross terms
+    between the two students carry an absolute error ~eps |W|^2 ~ 1e599, larger than the loss)."""
+    Ws = np.array([[1.9257272675175929e+307, 4.578370477463126e+307, 1.841321745659723e+307, -7.261690414047644e+307]])
+    W = np.vstack([np.ldexp(Ws, -34), Ws])
+    ref = Reference(W, Ws)
+    failures = [f for p in PARTS for f in check_object(ref, "loss", p, None)]
+    assert not failures, "\n".join(failures)
