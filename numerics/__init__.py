@@ -15,6 +15,10 @@ float64.  See :mod:`numerics.population` for the conventions.
 Independent witnesses: ``numerics.monte_carlo`` (:mod:`numerics.mc`, PyTorch, GPU when
 present) and :mod:`numerics.quadrature` (mpmath); :mod:`numerics.tian` is Tian (2017)'s
 gradient typed in from the paper.
+
+``import numerics`` and the closed forms import neither SymPy nor PyTorch: the pair functions are
+generated code (:mod:`numerics._pair_code`, ``python -m theory.codegen``), and ``monte_carlo``,
+``MCEstimate`` (and ``numerics.mc``) import :mod:`numerics.mc` on first use.
 """
 from .population import (
     expected_autograd_hessian,
@@ -26,7 +30,6 @@ from .population import (
     mean_field,
     true_gradient,
 )
-from .mc import MCEstimate, monte_carlo
 from .validation import GRADIENT_FIELDS, HESSIAN_FIELDS, PARTS
 
 __all__ = [
@@ -34,3 +37,21 @@ __all__ = [
     "jacobian_of_mean_field", "expected_autograd_hessian", "PARTS", "GRADIENT_FIELDS", "HESSIAN_FIELDS",
     "monte_carlo", "MCEstimate",
 ]
+
+_LAZY = {"monte_carlo": "mc", "MCEstimate": "mc", "mc": None}
+
+
+def __getattr__(name: str):
+    """``monte_carlo``, ``MCEstimate`` and ``numerics.mc``: imported (with PyTorch) on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    mc = importlib.import_module(".mc", __name__)
+    value = mc if _LAZY[name] is None else getattr(mc, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

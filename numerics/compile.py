@@ -1,7 +1,10 @@
-"""Turn pair expressions ``c(n_a, n_b, theta)`` from :mod:`theory` into stable NumPy code.
+"""Stable NumPy evaluation of the pair expressions ``c(n_a, n_b, theta)`` derived in :mod:`theory`.
 
-This is the one place where degenerate angles are handled numerically.  Each expression
-is lambdified three times (with common-subexpression elimination):
+The code is generated: ``python -m theory.codegen`` (:mod:`theory.codegen`) derives every pair
+expression :mod:`numerics.population` uses and writes, for each, the NumPy source that
+``sympy.lambdify`` compiles (common-subexpression elimination) into :mod:`numerics._pair_code`,
+with flags and constants.  This module only wraps those functions (no SymPy here); this is the one
+place where degenerate angles are handled numerically.  Each expression has three branches:
 
 * ``theta < SWITCH``: its series about ``theta = 0`` to ``O(theta^16)`` (Laurent where the
   expression is singular; :mod:`theory.expansions`), so that cancellations such as
@@ -16,11 +19,15 @@ once a pole of order at most one is removed), and the closed form loses at most 
 ``eps / SWITCH^4 ~ 2e-12`` relative to cancellation.  The tests check all three branches
 against 50-digit mpmath evaluations of the closed form.
 
-The closed form is compiled a second time with ``sin(theta)``, ``cos(theta)`` and
-``tan(theta)`` replaced by arguments: callers that already hold the sine and cosine of every
-pair (:mod:`numerics.geometry` computes them anyway) pass them and skip the transcendental
-passes over the ``(K, K + K*)`` array (same values to rounding; only the branch away from the
-kinks uses them).
+The closed form exists a second time with ``sin(theta)``, ``cos(theta)`` and ``tan(theta)``
+replaced by arguments: callers that already hold the sine and cosine of every pair
+(:mod:`numerics.geometry` computes them anyway) pass them and skip the transcendental passes
+over the ``(K, K + K*)`` array (same values to rounding; only the branch away from the kinks
+uses them).
+
+:func:`pair_function` is the compiled function of a generated pair expression (by its name in
+``numerics._pair_code.PAIRS``); ``theory.codegen.compile_pair(expr)`` compiles any SymPy
+expression the same way at run time.
 """
 from __future__ import annotations
 
@@ -28,33 +35,39 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-import sympy as sp
-
-from theory.expansions import expand
-from theory.symbols import n_a, n_b, psi, theta
 
 SWITCH = 0.1
-_S, _C = sp.symbols("S C", real=True)
-
-
-def _lambdify(args, expr):
-    return sp.lambdify(args, expr, modules="numpy", cse=True)
 
 
 @dataclass(frozen=True)
 class PairFunction:
-    """A compiled pair expression; call with arrays ``(n_a, n_b, theta, psi)``."""
+    """A compiled pair expression; call with arrays ``(n_a, n_b, theta, psi)``.
 
-    expr: sp.Expr
+    ``name``: its name in ``numerics._pair_code.PAIRS`` (``None``: compiled at run time by
+    ``theory.codegen.compile_pair``, which keeps the expression in ``symbolic``).  ``expr`` is the
+    SymPy expression (derived on first access for a generated function: imports SymPy).
+    """
+
     closed: object = field(repr=False)
     near_zero: object = field(repr=False)
     near_pi: object = field(repr=False)
+    closed_sc: object = field(repr=False)  # closed form of (n_a, n_b, theta, sin, cos)
     finite_at_zero: bool = True
     finite_at_pi: bool = True
     vanishes_at_zero: bool = False
     vanishes_at_pi: bool = False
-    closed_sc: object = field(default=None, repr=False)  # closed form of (n_a, n_b, theta, sin, cos)
     is_zero: bool = False
+    name: str | None = None
+    symbolic: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def expr(self):
+        """The SymPy expression (for tests and checks; never used to evaluate)."""
+        if self.symbolic is not None:
+            return self.symbolic
+        from theory.codegen import expression  # SymPy, only when asked
+
+        return expression(self.name)
 
     def away_from_kinks(self, na, nb, th, sin, cos, shape) -> np.ndarray:
         """The closed form from ``sin(theta)``, ``cos(theta)``: for float64 arrays whose every angle
@@ -108,25 +121,21 @@ def _fresh(res, shape, inputs) -> np.ndarray:
     return res
 
 
+def generated():
+    """The generated module :mod:`numerics._pair_code` (imported on first use)."""
+    from . import _pair_code
+
+    return _pair_code
+
+
 @lru_cache(maxsize=None)
-def compile_pair(expr: sp.Expr) -> PairFunction:
-    """Compile once per expression (cached for the process)."""
-    expr = sp.sympify(expr)
-    ex = expand(expr)
-    return PairFunction(
-        expr=expr,
-        closed=_lambdify((n_a, n_b, theta), expr),
-        near_zero=_lambdify((n_a, n_b, theta), ex.near_zero),
-        near_pi=_lambdify((n_a, n_b, psi), ex.near_pi),
-        finite_at_zero=ex.finite_at_zero,
-        finite_at_pi=ex.finite_at_pi,
-        vanishes_at_zero=ex.vanishes_at_zero,
-        vanishes_at_pi=ex.vanishes_at_pi,
-        closed_sc=_lambdify((n_a, n_b, theta, _S, _C), _with_trig_arguments(expr)),
-        is_zero=expr == 0,
-    )
+def pair_function(name: str) -> PairFunction:
+    """The generated pair function ``name`` (one object per name for the process)."""
+    return PairFunction(**generated().PAIRS[name], name=name)
 
 
-def _with_trig_arguments(expr: sp.Expr) -> sp.Expr:
-    """``expr`` with ``sin(theta)``, ``cos(theta)``, ``tan(theta)`` (and ``cot``) as symbols ``S``, ``C``."""
-    return expr.xreplace({sp.sin(theta): _S, sp.cos(theta): _C, sp.tan(theta): _S / _C, sp.cot(theta): _C / _S})
+def compile_pair(expr) -> PairFunction:
+    """Compile any SymPy pair expression at run time (imports SymPy): ``theory.codegen.compile_pair``."""
+    from theory.codegen import compile_pair as compile_now
+
+    return compile_now(expr)

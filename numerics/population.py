@@ -31,104 +31,56 @@ import os
 from functools import lru_cache
 
 import numpy as np
-import sympy as sp
 
-from theory import pairs
-from theory.calculus import PairVector
-from theory.symbols import n_a, n_b, theta
-
-from .compile import SWITCH, compile_pair
+from .compile import SWITCH, generated, pair_function
 from .geometry import (geometry_from_cosines, normalised_cosines, paired_plane_directions, pair_geometry,
                        plane_directions)
 from .validation import (GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, prepare, prepare_unscaled,
                          stacked)
 
 
-def _constant(expr, what: str) -> float:
-    value = sp.simplify(expr)
-    if value.free_symbols:
-        raise NotImplementedError(f"{what} is not a constant ({value}); the assembly assumes it is")
-    return float(value)
-
-
 # ----------------------------------------------------------------------------- compiled objects
+# Built from the generated module numerics._pair_code (`python -m theory.codegen`), whose tables
+# hold the pair functions by name, the constants and the existence flags derived by SymPy
+# (theory.codegen.specification: the derivation of each object is there).
 @lru_cache(maxsize=None)
 def _loss_object(part: str) -> dict:
-    self_f = pairs.self_loss_kernel(part)
-    return {
-        "f": compile_pair(pairs.loss_kernel(part)),
-        "self_coef": _constant(self_f / n_a**2, f"f_{part}(a, a) / |a|^2"),
-        "rest": compile_pair(pairs.loss_difference_rest(part)),
-    }
-
-
-def _vector(part: str, field: str) -> PairVector:
-    return pairs.mean_field(part) if field == "mean" else pairs.true_gradient(part)
-
-
-def _self_vector(part: str, field: str) -> PairVector:
-    return pairs.self_mean_field(part) if field == "mean" else pairs.self_true_gradient(part)
+    spec = generated().OBJECTS[("loss", part)]
+    return {"f": pair_function(spec["f"]), "self_coef": spec["self_coef"], "rest": pair_function(spec["rest"])}
 
 
 @lru_cache(maxsize=None)
 def _vector_object(part: str, field: str) -> dict:
-    v = _vector(part, field)
-    rho = (PairVector(n_b * sp.cos(theta) / 2, n_b * sp.sin(theta) / 2) - v).simplify()
-    alpha, beta = (compile_pair(c) for c in v.span_coefficients())
-    r_alpha, r_beta = (compile_pair(c) for c in rho.span_coefficients())
-    twin, boundary = None, None
-    if field == "true":
-        jump = (v - _vector(part, "mean")).simplify()  # the boundary term of the indicators
-        if not (sp.simplify(jump.c1) == 0 and sp.simplify(jump.c2) == 0):
-            if sp.simplify(jump.c1) != 0:
-                raise NotImplementedError("the boundary term is expected to lie along e2")
-            twin, boundary = _vector_object(part, "mean"), compile_pair(jump.c2)
+    spec = generated().OBJECTS[("field", part, field)]
+    twin = spec["twin"]
     return {
         # near a kink the true field is evaluated as its mean-field twin plus the boundary term
         # along e2: its own span coefficients carry ~1/angle terms that cancel there
-        "twin": twin,
-        "boundary": boundary,
-        "alpha": alpha,
-        "beta": beta,
-        "rho_alpha": r_alpha,
-        "rho_beta": r_beta,
-        "half": _constant(_self_vector(part, field).c1 / n_a, f"self term of the {field} field of {part} / |a|"),
-        "exists_parallel": alpha.finite_at_zero and beta.finite_at_zero,
-        "exists_antiparallel": alpha.finite_at_pi and beta.finite_at_pi,
+        "twin": None if twin is None else _vector_object(*twin[1:]),
+        "boundary": None if spec["boundary"] is None else pair_function(spec["boundary"]),
+        **{k: pair_function(spec[k]) for k in ("alpha", "beta", "rho_alpha", "rho_beta")},
+        **{k: spec[k] for k in ("half", "exists_parallel", "exists_antiparallel")},
     }
 
 
-def _matrix_object(matrix) -> dict:
-    coefficients = matrix.coefficients()
-    fns = [compile_pair(c) for c in coefficients]
-    e2_terms = fns[1:4]
-    B11, B12, B21, B22, s = coefficients
-    # d = 2 has no orthogonal complement: I = e1 e1^T + e2 e2^T, and the in-plane coefficients
-    # B11 + s, B22 + s are simplified as sums.  Near a kink B22 and s are each ~ |b|/(|a| angle)
-    # and cancel to O(1): added in floating point they would lose every digit (the true Hessian
-    # of J at an anti-parallel pair with |b|/|a| = 1e6 came out as 0 instead of I/2).
-    plane = [compile_pair(sp.simplify(B11 + s)), fns[1], fns[2], compile_pair(sp.simplify(B22 + s))]
+def _matrix_object(spec: dict) -> dict:
     return {
-        "coef": fns,
-        "coef_plane": plane,
-        "exists_parallel": all(f.finite_at_zero for f in fns) and all(f.vanishes_at_zero for f in e2_terms),
-        "exists_antiparallel": all(f.finite_at_pi for f in fns) and all(f.vanishes_at_pi for f in e2_terms),
+        "coef": [pair_function(name) for name in spec["coef"]],
+        # d = 2: the in-plane coefficients B11 + s, B12, B21, B22 + s (the sums simplified symbolically)
+        "coef_plane": [pair_function(name) for name in spec["coef_plane"]],
+        "exists_parallel": spec["exists_parallel"],
+        "exists_antiparallel": spec["exists_antiparallel"],
     }
 
 
 @lru_cache(maxsize=None)
 def _hessian_object(part: str, field: str) -> dict:
-    if field == "autograd":
-        self_m = pairs.self_autograd_hessian(part)
-        diag_pair, off_pair = None, _matrix_object(pairs.autograd_hessian(part))
-    else:
-        self_m = pairs.self_jacobian(part, field)
-        diag_pair = _matrix_object(pairs.mean_jacobian_a(part) if field == "mean" else pairs.true_hessian_a(part))
-        off_pair = _matrix_object(pairs.mean_jacobian_b(part) if field == "mean" else pairs.true_hessian_b(part))
-    for c in self_m.coefficients()[:4]:
-        if sp.simplify(c) != 0:
-            raise NotImplementedError("the diagonal term is expected to be a multiple of I")
-    return {"self_s": _constant(self_m.s, "diagonal term"), "diag": diag_pair, "off": off_pair}
+    spec = generated().OBJECTS[("hessian", part, field)]
+    return {
+        "self_s": spec["self_s"],
+        "diag": None if spec["diag"] is None else _matrix_object(spec["diag"]),
+        "off": _matrix_object(spec["off"]),
+    }
 
 
 def _evaluate(fn, geo, mask=None) -> np.ndarray:

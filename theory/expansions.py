@@ -1,8 +1,8 @@
 """Series of pair expressions about the degenerate angles, and their limits there.
 
-Used by :mod:`numerics.compile` to evaluate expressions without cancellation near
-``theta = 0`` and ``theta = pi``, and to decide whether an object exists at exactly
-parallel or anti-parallel rows.
+Used by :mod:`theory.codegen`, which writes the code :mod:`numerics` runs, to evaluate
+expressions without cancellation near ``theta = 0`` and ``theta = pi``, and to decide whether
+an object exists at exactly parallel or anti-parallel rows.
 """
 from __future__ import annotations
 
