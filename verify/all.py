@@ -43,7 +43,7 @@ def index(out, results: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = parser("Regenerate every report")
+    p = parser("Regenerate every report", prog="python -m verify.all")
     p.add_argument("--index-only", action="store_true",
                    help="rebuild <out>/README.md from the reports' JSON files already in <out>; run nothing")
     args = p.parse_args(argv)

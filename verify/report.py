@@ -182,8 +182,9 @@ def prepare_out(out) -> Path:
     return out
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+def parser(description: str, prog: str | None = None) -> argparse.ArgumentParser:
+    """The common command line; ``prog``: the command as typed (``python -m verify.<name>``)."""
+    p = argparse.ArgumentParser(description=description, prog=prog)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="output folder, created if missing (default: reports/)")
     p.add_argument("--profile", choices=PROFILES, default="standard",
@@ -234,7 +235,7 @@ def interrupted(exc: KeyboardInterrupt, message: str,
 
 def run(module, argv=None) -> int:
     """Entry point of ``python -m verify.<name>``."""
-    p = parser(module.TITLE)
+    p = parser(module.TITLE, prog=f"python -m verify.{module.NAME}")
     args = p.parse_args(argv)
     with sigterm_raises():
         try:
