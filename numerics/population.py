@@ -35,8 +35,8 @@ import numpy as np
 from .compile import SWITCH, generated, pair_function
 from .geometry import (geometry_from_cosines, normalised_cosines, paired_plane_directions, pair_geometry,
                        plane_directions)
-from .validation import (GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, prepare, prepare_unscaled,
-                         stacked)
+from .validation import (GRADIENT_FIELDS, HESSIAN_FIELDS, BatchPlan, check_field, check_part, is_batched, prepare,
+                         prepare_unscaled, stacked)
 
 
 # ----------------------------------------------------------------------------- compiled objects
@@ -136,13 +136,18 @@ def _namer(K: int):
 
 
 # ----------------------------------------------------------------------------- public API
-def loss(W, W_star, part: str) -> float:
+def loss(W, W_star, part: str) -> float | np.ndarray:
     """Population loss ``L``, ``J`` or ``H = L + J`` (docs/theory.md, section 2), a float.
 
     ``L = E[(g(x;W) - g(x;W*))^2]/2``, ``J = E[|grad_x g(x;W) - grad_x g(x;W*)|^2]/2``,
     ``x ~ N(0, I_d)``; ``W`` is ``(K, d)``, ``W_star`` is ``(K*, d)``.
+
+    Batched (:func:`_batched`): ``W`` of shape ``(..., K, d)`` and ``W_star`` of shape ``(..., K*, d)``
+    (either with 3 or more dimensions; batch shapes broadcast) give a float64 array of the batch shape.
     """
     check_part(part)
+    if is_batched(W, W_star):
+        return _batched(loss, W, W_star, (part,), lambda plan: ())
     W, W_star, k = prepare(W, W_star)
     # an expectation of a square: cancelling cross terms (absolute error ~ eps |W|^2) must not
     # make it negative; 0 is within that error of any value the rounding pushed below it
@@ -183,9 +188,14 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
     ``field="mean"``: mean field ``E_x[grad_W l]`` (autograd's per-sample gradient averaged);
     ``field="true"``: gradient of the population loss.  They agree for ``L`` and differ for
     ``J`` and ``H`` by the boundary term of the indicators (docs/theory.md, section 4).
+
+    Batched (:func:`_batched`): ``(..., K, d)`` for ``W`` of shape ``(..., K, d)``, ``W_star`` of
+    shape ``(..., K*, d)``.
     """
     check_part(part)
     check_field(field, GRADIENT_FIELDS, "gradient")
+    if is_batched(W, W_star):
+        return _batched(gradient, W, W_star, (part, field), lambda plan: (plan.K, plan.d))
     W, W_star, k, n2w, n2s = prepare_unscaled(W, W_star)
     out = _gradient(W, W_star, part, field, n2w, n2s)
     if k:
@@ -364,9 +374,17 @@ def hessian(W, W_star, part: str, field: str) -> np.ndarray:
     ``field="true"``: Hessian of the population loss (symmetric);
     ``"mean"``: Jacobian of the mean field (entry ``[i*d+k, j*d+l] = d G_ik / d W_jl``; not
     symmetric for ``J``, ``H``); ``"autograd"``: ``E_x`` of the per-sample autograd Hessian.
+
+    Batched (:func:`_batched`): ``(..., K*d, K*d)`` for ``W`` of shape ``(..., K, d)``, ``W_star`` of
+    shape ``(..., K*, d)``; the memory check counts the whole batch and refuses it before any work.
     """
     check_part(part)
     check_field(field, HESSIAN_FIELDS, "Hessian")
+    if is_batched(W, W_star):
+        def shape(plan):
+            _check_memory(plan.K * plan.d, part, batch=plan.shape)
+            return (plan.K * plan.d, plan.K * plan.d)
+        return _batched(hessian, W, W_star, (part, field), shape)
     W, W_star, _ = prepare(W, W_star)
     _check_memory(W.shape[0] * W.shape[1], part)
     out = _hessian(W, W_star, part, field)
@@ -382,9 +400,13 @@ def hessian(W, W_star, part: str, field: str) -> np.ndarray:
 _PEAK_MATRICES = {"L": 3, "J": 3, "H": 5}
 
 
-def _check_memory(n: int, part: str) -> None:
+def _check_memory(n: int, part: str, batch: tuple | None = None) -> None:
     """``ValueError`` up front when the ``(n, n)`` Hessian cannot be assembled in the available memory
-    (instead of a ``MemoryError`` deep inside after minutes of work)."""
+    (instead of a ``MemoryError`` deep inside after minutes of work).  ``batch``: the batch shape of a
+    batched call (:func:`_check_batch_memory`)."""
+    if batch is not None:
+        _check_batch_memory(n, part, batch)
+        return
     need = 8 * n * n * _PEAK_MATRICES[part]
     have = available_memory()
     if have is not None and need > have:
@@ -393,6 +415,42 @@ def _check_memory(n: int, part: str) -> None:
             f"about {need / 2**30:.3g} GiB, and {have / 2**30:.3g} GiB is available. Evaluate a smaller "
             "configuration, or work with gradients (numerics.gradient is O(K d) memory)"
         )
+
+
+def _check_batch_memory(n: int, part: str, batch: tuple) -> None:
+    """:func:`_check_memory` for ``B = prod(batch)`` Hessians of shape ``(n, n)``: the ``(B, n, n)``
+    result, held whole, plus the peak of assembling one more instance."""
+    count = math.prod(batch)
+    need = 8 * n * n * (count + _PEAK_MATRICES[part])
+    have = available_memory()
+    if have is not None and need > have:
+        raise ValueError(
+            f"the batch of Hessians is {count} ({n}, {n}) matrices (batch shape {tuple(batch)}; "
+            f"{8 * n * n * count / 2**30:.3g} GiB in float64); assembling them needs about {need / 2**30:.3g} GiB, "
+            f"and {have / 2**30:.3g} GiB is available. Evaluate a smaller batch or configuration, or work with "
+            "gradients (numerics.gradient is O(K d) memory per instance)"
+        )
+
+
+def _batched(single, W, W_star, args: tuple, result_shape) -> np.ndarray:
+    """``single(W_i, W_star_i, *args)`` for every instance of a batched call, into one float64 array.
+
+    ``W`` is ``(..., K, d)``, ``W_star`` is ``(..., K*, d)`` (a 2-D operand is one instance shared by
+    the batch, a 1-D one a single row); the batch shapes broadcast by NumPy's rules.  Each instance
+    goes through the very single-instance call, with the caller's own instance as its argument
+    (:class:`numerics.validation.BatchPlan`), so every entry equals that call bit for bit.
+    ``result_shape(plan)`` gives one instance's result shape (and may refuse the batch before any
+    work: the Hessian's memory check).  A ``ValueError`` of an instance is raised again naming its
+    batch index: ``instance (2, 0): row 1 of W is zero ...``.
+    """
+    plan = BatchPlan(W, W_star)
+    out = np.empty(plan.shape + tuple(result_shape(plan)))
+    for index, W_i, W_star_i in plan.instances():
+        try:
+            out[index] = single(W_i, W_star_i, *args)
+        except ValueError as exc:
+            raise ValueError(f"instance {index}: {exc}") from exc
+    return out
 
 
 def available_memory() -> int | None:

@@ -249,3 +249,104 @@ def stacked(W: np.ndarray, W_star: np.ndarray) -> np.ndarray:
                 and W_star.__array_interface__["data"][0] == start + W.nbytes):
             return base
     return np.vstack([W, W_star])
+
+
+# ----------------------------------------------------------------------------- leading batch dimensions
+def input_ndim(x) -> int:
+    """The number of dimensions of ``x`` without converting it: ``ndim`` where it has one (NumPy
+    arrays, torch tensors), else the depth of nested lists/tuples along their first entries; ``0``
+    for anything else (which then goes through the single-instance checks unchanged)."""
+    nd = getattr(x, "ndim", None)
+    if isinstance(nd, int):
+        return nd
+    if isinstance(x, (list, tuple)):
+        return 1 + (input_ndim(x[0]) if len(x) else 0)
+    return 0
+
+
+def is_batched(W, W_star) -> bool:
+    """Whether a call carries leading batch dimensions: ``W`` or ``W_star`` has 3 or more dimensions.
+
+    A 2-D input is one instance ``(rows, d)`` and a 1-D input one row, as without batching; a batch
+    of single rows therefore needs shape ``(..., 1, d)``."""
+    return input_ndim(W) >= 3 or input_ndim(W_star) >= 3
+
+
+def _batch_operand(x, name: str) -> tuple:
+    """``(x, shape)``: ``x`` ready to be indexed instance by instance (a torch tensor brought to the CPU
+    once; NumPy arrays and nested lists as given), and its full shape; ``ValueError`` for ragged lists."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
+        x = x.detach().cpu()
+        return x, tuple(int(n) for n in x.shape)
+    if isinstance(x, np.ndarray):
+        return x, x.shape
+    try:
+        shape = np.asarray(x).shape
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise ValueError(f"{name} must be a real array of shape (..., rows, d); got {type(x).__name__}: {exc}") from None
+    return x, shape
+
+
+def _split_shape(shape: tuple, name: str) -> tuple:
+    """``(batch shape, (rows, d))`` of an operand of a batched call (1-D: one row, no batch dimension)."""
+    if len(shape) == 0:
+        raise ValueError(f"{name} must have shape (..., rows, d); got shape {shape}")
+    if len(shape) == 1:
+        return (), (1, shape[0])
+    batch, (rows, d) = tuple(shape[:-2]), tuple(shape[-2:])
+    if rows < 1:
+        raise ValueError(f"{name} has no rows (shape {tuple(shape)})")
+    if d < 2:
+        raise ValueError(f"{name} has d = {d}; the input dimension d must be at least 2")
+    return batch, (rows, d)
+
+
+class BatchPlan:
+    """The instances of a batched call: ``W`` of shape ``(..., K, d)`` against ``W_star`` of shape
+    ``(..., K*, d)``, batch shapes broadcast by NumPy's rules.
+
+    ``shape`` is the broadcast batch shape, ``K``, ``K_star``, ``d`` the sizes of every instance;
+    :meth:`instances` yields ``(index, W_i, W_star_i)`` in C order, ``W_i``/``W_star_i`` being the
+    caller's own instance (a NumPy view, a torch tensor's slice or a nested list's entry), exactly
+    what a single-instance call with ``W[i]``, ``W_star[i]`` would receive."""
+
+    def __init__(self, W, W_star):
+        self.W, w_shape = _batch_operand(W, "W")
+        self.W_star, s_shape = _batch_operand(W_star, "W_star")
+        self.w_batch, (self.K, d) = _split_shape(w_shape, "W")
+        self.s_batch, (self.K_star, d_star) = _split_shape(s_shape, "W_star")
+        if d != d_star:
+            raise ValueError(f"W has d = {d} but W_star has d = {d_star} (shapes {tuple(w_shape)} and "
+                             f"{tuple(s_shape)})")
+        self.d = d
+        try:
+            self.shape = tuple(np.broadcast_shapes(self.w_batch, self.s_batch))
+        except ValueError:
+            raise ValueError(
+                f"the batch shapes do not broadcast: W has shape {tuple(w_shape)} (batch {self.w_batch}) and "
+                f"W_star has shape {tuple(s_shape)} (batch {self.s_batch}); the leading dimensions must "
+                "broadcast by NumPy's rules (a 2-D array is one instance; a batch of single rows is (..., 1, d))"
+            ) from None
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @staticmethod
+    def _own(index: tuple, batch: tuple) -> tuple:
+        own = index[len(index) - len(batch):] if batch else ()
+        return tuple(0 if n == 1 else i for i, n in zip(own, batch))
+
+    @staticmethod
+    def _pick(x, own: tuple):
+        if isinstance(x, (list, tuple)):
+            for i in own:
+                x = x[i]
+            return x
+        return x[own] if own else x
+
+    def instances(self):
+        for index in np.ndindex(*self.shape):
+            index = tuple(int(i) for i in index)
+            yield (index, self._pick(self.W, self._own(index, self.w_batch)),
+                   self._pick(self.W_star, self._own(index, self.s_batch)))

@@ -79,12 +79,16 @@ def test_d_below_two(which):
 
 
 @pytest.mark.parametrize("which", ["W", "W_star"])
-def test_three_dimensional_array(which):
-    W = np.ones((2, 2, 3)) if which == "W" else W0
-    Ws = np.ones((1, 3, 3)) if which == "W_star" else WS0
-    shape = "(2, 2, 3)" if which == "W" else "(1, 3, 3)"
-    for call in every_call(W, Ws):
-        with pytest.raises(ValueError, match=rf"^{which} must have shape \(rows, d\); got shape {re.escape(shape)}"):
+def test_three_dimensional_array_is_a_batch_and_a_scalar_is_refused(which):
+    """A 3-D array is a batch of instances (tests/test_batched.py checks their values); a scalar is
+    neither a row nor a matrix and is refused naming the argument."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((2,) + np.shape(W0)) if which == "W" else W0
+    Ws = rng.standard_normal((2,) + np.shape(WS0)) if which == "W_star" else WS0
+    assert np.shape(numerics.loss(W, Ws, "L")) == (2,)
+    scalar_W, scalar_Ws = (1.0, WS0) if which == "W" else (W0, 1.0)
+    for call in every_call(scalar_W, scalar_Ws):
+        with pytest.raises(ValueError, match=rf"^{which} "):
             call()
 
 
