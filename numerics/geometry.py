@@ -197,3 +197,39 @@ def paired_plane_directions(A: np.ndarray, B: np.ndarray, theta: np.ndarray, psi
     norm = np.linalg.norm(u, axis=1, keepdims=True)
     degenerate = ((theta == 0) | (psi == 0))[:, None] | (norm == 0)
     return np.where(degenerate, 0.0, u / np.where(norm == 0, 1.0, norm))
+
+
+# ----------------------------------------------------------------------------- stacked instances
+def geometry_from_cosines_unrefined(c: np.ndarray, na: np.ndarray, nb: np.ndarray, self_pairs: bool = False,
+                                    psi: bool = True, near: bool = True) -> tuple:
+    """``(geometry, near)``: :func:`geometry_from_cosines` of stacked instances ``c (..., m, n)`` without the
+    exact-arithmetic refinement.
+
+    Same operations in the same order as :func:`geometry_from_cosines` (elementwise, so every entry is
+    the one that function computes for its instance) wherever ``near`` is ``False``; ``near`` marks the
+    pairs with ``|c| > 1 - NEAR`` that it would refine (their entries here are NOT valid: the caller
+    must evaluate those instances otherwise).  ``self_pairs``: ``A[..., i] is B[..., i]`` (``m <= n``;
+    ``self_offset=0``).  ``c`` is taken over as ``cos``.  ``psi=False``: ``psi`` is not computed (``None``;
+    for callers that need it at a few pairs only: ``arctan2(sin, -cos)`` there gives the same values).  ``near=False``: the ``near`` mask is not computed (``None``).
+    """
+    s = 1.0 - c
+    th = np.add(1.0, c)
+    s *= th
+    np.sqrt(s, out=s)
+    np.arctan2(s, c, out=th)
+    ps = None
+    if psi:
+        ps = np.negative(c)
+        np.arctan2(s, ps, out=ps)  # pi - theta, accurate on both sides of pi/2
+    par = np.zeros(c.shape, dtype=bool)
+    anti = np.zeros(c.shape, dtype=bool)
+    near_ = np.abs(c) > 1.0 - NEAR if near else None
+    if self_pairs:
+        i = np.arange(c.shape[-2])
+        th[..., i, i], s[..., i, i], c[..., i, i] = 0.0, 0.0, 1.0
+        if psi:
+            ps[..., i, i] = math.pi
+        par[..., i, i] = True
+        if near:
+            near_[..., i, i] = False
+    return PairGeometry(na=na, nb=nb, theta=th, psi=ps, parallel=par, antiparallel=anti, cos=c, sin=s), near_

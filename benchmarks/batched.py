@@ -1,0 +1,89 @@
+"""Batched ``numerics.gradient`` (vectorised path) against a Python loop of single calls.
+
+    python benchmarks/batched.py [--out reports]
+
+B = 1024 instances, K = K* = d = 10, NumPy on CPU, ``gradient(., ., "H", "mean")`` and ``("L", "mean")``;
+the two are timed on the same inputs, interleaved (batch, loop, batch, loop, ...), medians reported.
+Writes reports/performance_batched.json and .md.  Never part of the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numerics  # noqa: E402
+
+B, K, KS, D = 1024, 10, 10, 10
+TARGET = 50.0
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "reports"))
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    rng = np.random.default_rng(2024)
+    W, Ws = rng.standard_normal((B, K, D)), rng.standard_normal((B, KS, D))
+    rows = []
+    for part in ("H", "L"):
+        batch = lambda: numerics.gradient(W, Ws, part, "mean")  # noqa: E731
+        loop = lambda: [numerics.gradient(W[b], Ws[b], part, "mean") for b in range(B)]  # noqa: E731
+        same = batch().tobytes() == np.stack(loop()).tobytes()
+        tb, tl = [], []
+        for _ in range(args.repeats):
+            for fn, acc in ((batch, tb), (loop, tl)):
+                t0 = time.perf_counter()
+                fn()
+                acc.append(time.perf_counter() - t0)
+        mb, ml = statistics.median(tb), statistics.median(tl)
+        rows.append({"part": part, "field": "mean", "batch_s": mb, "loop_s": ml,
+                     "batch_us_per_instance": mb / B * 1e6, "loop_us_per_instance": ml / B * 1e6,
+                     "speedup": ml / mb, "bit_identical": same, "batch_times_s": tb, "loop_times_s": tl})
+    machine = {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
+               "python": platform.python_version(), "numpy": np.__version__}
+    met = all(r["speedup"] >= TARGET for r in rows)
+    result = {"B": B, "K": K, "K_star": KS, "d": D, "repeats": args.repeats, "target_speedup": TARGET,
+              "target_met": met, "machine": machine, "results": rows}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "performance_batched.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = ["# Batched `numerics.gradient`: vectorised path against a loop of single calls", "",
+          f"B = {B} instances, K = K* = d = {D}, NumPy on CPU, median of {args.repeats} interleaved repeats "
+          "(`python benchmarks/batched.py`).", "",
+          f"Machine: {machine['platform']}, {machine['cpu']}, {machine['cpu_count']} CPUs, "
+          f"Python {machine['python']}, NumPy {machine['numpy']}.", "",
+          "| call | batched (ms) | loop (ms) | per instance: batched / loop (µs) | speed-up | bit-identical |",
+          "|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| gradient({r['part']}, {r['field']}) | {r['batch_s'] * 1e3:.2f} | {r['loop_s'] * 1e3:.1f} | "
+                  f"{r['batch_us_per_instance']:.1f} / {r['loop_us_per_instance']:.1f} | "
+                  f"{r['speedup']:.1f}x | {'yes' if r['bit_identical'] else 'NO'} |")
+    md += ["", f"Target: a speed-up of at least {TARGET:.0f}x per instance. "
+           + ("**Met** for both calls." if met else
+              "**Not met**: the measured speed-ups are " + ", ".join(f"{r['speedup']:.1f}x" for r in rows) + "."), ""]
+    (out / "performance_batched.md").write_text("\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

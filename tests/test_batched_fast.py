@@ -1,0 +1,189 @@
+"""The vectorised path of batched ``numerics.gradient`` calls (``numerics.population._batched_gradient``).
+
+Bound established: BIT FOR BIT.  Every instance of a batch equals the single-instance call on it,
+``-0.0`` and all: the instances on the single call's fast path are computed on stacked arrays by the
+same operations in the same order (elementwise passes give each entry the value they give it in the
+single call; ``np.matmul`` on stacks makes, instance by instance, the very ``syrk`` / ``gemm`` call of
+the 2-D product on operands with the same C-contiguous layout; the row sums of ``alpha`` reduce rows
+of the same length with the same pairwise loop), and every other instance (near a kink, rescaled,
+refined, non-contiguous, lists, tensors) goes through the single call itself.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import numerics
+import numerics.population as npop
+from numerics.compile import SWITCH
+
+PARTS = ("L", "J", "H")
+FIELDS = ("mean", "true")
+MARGIN = 0.02
+
+
+def assert_bits(actual, expected, what):
+    a, e = np.asarray(actual), np.asarray(expected, dtype=np.float64)
+    assert a.dtype == np.float64 and a.shape == e.shape, f"{what}: {a.dtype} {a.shape} != {e.shape}"
+    if a.tobytes() != e.tobytes():
+        i = tuple(np.argwhere(a.view(np.uint64) != e.view(np.uint64))[0])
+        pytest.fail(f"{what}: not bit-identical at {i}: {a[i]!r} != {e[i]!r}")
+
+
+def separated(rng, K, Ks, d, scale):
+    """An instance whose every pair (students among themselves, students against teachers) is at least
+    ``SWITCH + MARGIN`` from 0 and pi: the single call takes its fast path on it."""
+    for _ in range(1000):
+        W, Ws = rng.standard_normal((K, d)) * scale, rng.standard_normal((Ks, d))
+        Z = np.vstack([W, Ws]) / np.linalg.norm(np.vstack([W, Ws]), axis=1, keepdims=True)
+        c = np.clip(Z[:K] @ Z.T, -1, 1)
+        c[np.arange(K), np.arange(K)] = 0.0
+        if np.abs(c).max() < np.cos(SWITCH + MARGIN):
+            return W, Ws
+    pytest.skip("no separated instance drawn")
+
+
+def special(rng, K, Ks, d, kind):
+    """An instance the single call does NOT evaluate on its fast path."""
+    W, Ws = rng.standard_normal((K, d)), rng.standard_normal((Ks, d))
+    if kind == "near teacher":
+        W[0] = Ws[0] * 1.3 + 1e-6 * rng.standard_normal(d)
+    elif kind == "on teacher":
+        W[0] = Ws[0]
+    elif kind == "anti teacher":
+        W[-1] = -2.0 * Ws[-1]
+    elif kind == "near kink":  # within SWITCH of a teacher but outside the refinement range
+        u = rng.standard_normal(d)
+        u -= (u @ Ws[0]) / (Ws[0] @ Ws[0]) * Ws[0]
+        W[0] = Ws[0] + 0.07 * np.linalg.norm(Ws[0]) * u / np.linalg.norm(u)
+    elif kind == "students parallel" and K > 1:
+        W[1] = 0.5 * W[0]
+    elif kind == "huge":
+        W, Ws = W * 2.0**500, Ws * 2.0**500
+    elif kind == "tiny":
+        W = W * 2.0**-470
+    else:
+        W[0] = -W[0] * 0.0 + Ws[0] * 1e-3  # tiny row on a teacher ray
+    return W, Ws
+
+
+KINDS = ("near teacher", "on teacher", "anti teacher", "near kink", "students parallel", "huge", "tiny", "small on ray")
+
+
+class Counter:
+    """Counts the single-instance evaluations (``_gradient`` calls) of a batched call."""
+
+    def __init__(self, monkeypatch):
+        self.calls = 0
+        real = npop._gradient
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return real(*args, **kwargs)
+        monkeypatch.setattr(npop, "_gradient", counted)
+
+
+@settings(max_examples=20)
+@given(B=st.integers(1, 9), K=st.integers(1, 6), Ks=st.integers(1, 6), d=st.integers(2, 9),
+       special_mask=st.integers(0, 2**9 - 1), seed=st.integers(0, 2**32 - 1), part=st.sampled_from(PARTS),
+       field=st.sampled_from(FIELDS), scale=st.sampled_from([1.0, 1e-3, 37.5]))
+def test_mixed_batch_bit_for_bit_and_routed(B, K, Ks, d, special_mask, seed, part, field, scale):
+    """Well-separated instances (vectorised) mixed with near-kink / rescaled / parallel ones (single call):
+    every instance bit for bit the single call; exactly the special ones go through the single call."""
+    rng = np.random.default_rng(seed)
+    Ws_, Wss_, n_special = [], [], 0
+    for b in range(B):
+        if special_mask >> b & 1:
+            W, Wst = special(rng, K, Ks, d, KINDS[int(rng.integers(len(KINDS)))])
+            n_special += 1
+        else:
+            W, Wst = separated(rng, K, Ks, d, scale)
+        Ws_.append(W)
+        Wss_.append(Wst)
+    W, Wst = np.stack(Ws_), np.stack(Wss_)
+    try:
+        singles = [numerics.gradient(W[b], Wst[b], part, field) for b in range(B)]
+    except ValueError as exc:  # the true gradient of J / H at an exactly parallel pair does not exist
+        with pytest.raises(ValueError, match=r"instance \(\d+,\)"):
+            numerics.gradient(W, Wst, part, field)
+        assert "does not exist" in str(exc)
+        return
+    mp = pytest.MonkeyPatch()
+    try:
+        counter = Counter(mp)
+        got = numerics.gradient(W, Wst, part, field)
+    finally:
+        mp.undo()
+    for b in range(B):
+        assert_bits(got[b], singles[b], f"{part} {field} instance {b}")
+    assert counter.calls == n_special  # separated: vectorised; every other instance: the single call
+
+
+@pytest.mark.parametrize("part", PARTS)
+@pytest.mark.parametrize("field", FIELDS)
+def test_large_random_batch_bit_for_bit(part, field):
+    """A benchmark-sized batch (B = 256, K = K* = d = 10), every instance vectorised."""
+    rng = np.random.default_rng(7)
+    W, Wst = rng.standard_normal((256, 10, 10)), rng.standard_normal((256, 10, 10))
+    got = numerics.gradient(W, Wst, part, field)
+    for b in range(len(W)):
+        assert_bits(got[b], numerics.gradient(W[b], Wst[b], part, field), f"{part} {field} instance {b}")
+
+
+@pytest.mark.parametrize("K,Ks,d", [(1, 1, 2), (1, 9, 3), (9, 1, 17), (13, 11, 5), (40, 3, 12), (3, 140, 6)])
+def test_shapes_bit_for_bit(K, Ks, d):
+    """Row counts below, at and above the pairwise-summation unroll (8) and block (128) of NumPy."""
+    rng = np.random.default_rng(K * 1000 + Ks * 10 + d)
+    W, Wst = rng.standard_normal((5, K, d)), rng.standard_normal((5, Ks, d))
+    for part in PARTS:
+        for field in FIELDS:
+            got = numerics.gradient(W, Wst, part, field)
+            for b in range(5):
+                assert_bits(got[b], numerics.gradient(W[b], Wst[b], part, field), f"{part} {field} {b}")
+
+
+def test_layouts_broadcasting_and_dtypes(monkeypatch):
+    """Broadcast batch shapes, a shared 2-D operand, float32 / int input and byte-swapped float64 take
+    the vectorised path; non-contiguous instances and nested lists go through the single call; all
+    bit for bit."""
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((2, 1, 4, 6))
+    Wst = rng.standard_normal((3, 5, 6))
+    cases = [
+        (W, Wst, True),
+        (W[0, 0], Wst, True),  # one student instance shared by the batch of teachers
+        (W.astype(np.float32), Wst, True),
+        ((W * 100).astype(np.int64), Wst, True),
+        (W.astype(">f8"), Wst.astype(">f8"), True),
+        (np.asfortranarray(W[:, 0]), Wst[:2], False),  # non-contiguous instances
+        (rng.standard_normal((2, 4, 12))[:, :, ::2], Wst[:2], False),
+        (W[:, 0].tolist(), Wst[:2], False),
+    ]
+    for Wc, Wsc, vectorised in cases:
+        plan = npop.BatchPlan(Wc, Wsc)
+        counter = Counter(monkeypatch)
+        got = numerics.gradient(Wc, Wsc, "H", "mean")
+        monkeypatch.undo()
+        for index, W_i, Ws_i in plan.instances():
+            assert_bits(got[index], numerics.gradient(W_i, Ws_i, "H", "mean"), f"instance {index}")
+        assert (counter.calls == 0) == vectorised, (Wc.dtype if hasattr(Wc, "dtype") else type(Wc), counter.calls)
+
+
+def test_errors_still_name_the_instance():
+    rng = np.random.default_rng(5)
+    W, Wst = rng.standard_normal((4, 3, 5)), rng.standard_normal((4, 2, 5))
+    W[2, 1] = 0.0
+    with pytest.raises(ValueError, match=r"instance \(2,\): row 1 of W is zero"):
+        numerics.gradient(W, Wst, "H", "mean")
+    W[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"instance \(2,\)"):
+        numerics.gradient(W, Wst, "L", "true")
+    W[2, 1] = 1.0
+    W[1, 0] = Wst[1, 0]  # the true gradient of J does not exist on a teacher's ray
+    with pytest.raises(ValueError, match=r"instance \(1,\).*does not exist"):
+        numerics.gradient(W, Wst, "J", "true")
+
+
+def test_empty_batch():
+    out = numerics.gradient(np.zeros((0, 3, 4)), np.ones((2, 4)), "H", "mean")
+    assert out.shape == (0, 3, 4)
