@@ -33,10 +33,10 @@ from functools import lru_cache
 import numpy as np
 
 from .compile import SWITCH, generated, pair_function
-from .geometry import (NEAR, geometry_from_cosines, geometry_from_cosines_unrefined, normalised_cosines,
-                       paired_plane_directions, pair_geometry, plane_directions)
-from .validation import (_SAFE_SQUARED_NORMS, GRADIENT_FIELDS, HESSIAN_FIELDS, BatchPlan, check_field, check_part,
-                         is_batched, prepare, prepare_unscaled, stacked)
+from .geometry import (geometry_from_cosines, normalised_cosines, paired_plane_directions, pair_geometry,
+                       plane_directions)
+from .validation import (GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, is_batched, prepare,
+                         prepare_unscaled, stacked)
 
 
 # ----------------------------------------------------------------------------- compiled objects
@@ -142,12 +142,14 @@ def loss(W, W_star, part: str) -> float | np.ndarray:
     ``L = E[(g(x;W) - g(x;W*))^2]/2``, ``J = E[|grad_x g(x;W) - grad_x g(x;W*)|^2]/2``,
     ``x ~ N(0, I_d)``; ``W`` is ``(K, d)``, ``W_star`` is ``(K*, d)``.
 
-    Batched (:func:`_batched`): ``W`` of shape ``(..., K, d)`` and ``W_star`` of shape ``(..., K*, d)``
+    Batched (:mod:`numerics.batched`): ``W`` of shape ``(..., K, d)`` and ``W_star`` of shape ``(..., K*, d)``
     (either with 3 or more dimensions; batch shapes broadcast) give a float64 array of the batch shape.
     """
     check_part(part)
     if is_batched(W, W_star):
-        return _batched(loss, W, W_star, (part,), lambda plan: ())
+        from . import batched  # it imports this module: loaded on the first batched call
+
+        return batched.over_batch(loss, W, W_star, (part,), lambda plan: ())
     W, W_star, k = prepare(W, W_star)
     # an expectation of a square: cancelling cross terms (absolute error ~ eps |W|^2) must not
     # make it negative; 0 is within that error of any value the rounding pushed below it
@@ -189,13 +191,15 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
     ``field="true"``: gradient of the population loss.  They agree for ``L`` and differ for
     ``J`` and ``H`` by the boundary term of the indicators (docs/theory.md, section 4).
 
-    Batched (:func:`_batched`): ``(..., K, d)`` for ``W`` of shape ``(..., K, d)``, ``W_star`` of
+    Batched (:mod:`numerics.batched`): ``(..., K, d)`` for ``W`` of shape ``(..., K, d)``, ``W_star`` of
     shape ``(..., K*, d)``.
     """
     check_part(part)
     check_field(field, GRADIENT_FIELDS, "gradient")
     if is_batched(W, W_star):
-        return _batched_gradient(W, W_star, part, field)
+        from . import batched  # it imports this module: loaded on the first batched call
+
+        return batched.gradient(W, W_star, part, field)
     W, W_star, k, n2w, n2s = prepare_unscaled(W, W_star)
     out = _gradient(W, W_star, part, field, n2w, n2s)
     if k:
@@ -319,150 +323,6 @@ def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- batched gradient
-_BATCH_CHUNK_ENTRIES = 8192  # pair entries per chunk of instances (64 KiB per buffer: stays in cache; measured best)
-
-
-def _batched_gradient(W, W_star, part: str, field: str) -> np.ndarray:
-    """:func:`gradient` of a batched call: :func:`_batched`, with the instances that the single-instance
-    call would evaluate on its fast path computed together by :func:`_gradient_stacked`.
-
-    An instance is *fast* when the single call on it would take ``k = 0`` (both operands real NumPy
-    arrays, every squared row norm in :data:`numerics.validation._SAFE_SQUARED_NORMS`), one block of
-    rows, no exact-arithmetic refinement (every pair ``|cos| <= 1 - NEAR``) and no angle within
-    ``SWITCH`` of 0 or pi (no series branch, no teacher candidate, no boundary term).  Those go through
-    the same operations as :func:`_gradient` on stacked arrays (elementwise, or one ``np.matmul`` whose
-    loop makes each instance's own BLAS call), and equal the single call bit for bit
-    (``tests/test_batched_fast.py``).  Every other instance goes through the single-instance call
-    itself, as in :func:`_batched` (its errors name its batch index; the fast instances raise none).
-    """
-    plan = BatchPlan(W, W_star)
-    K, Ks, d = plan.K, plan.K_star, plan.d
-    out = np.empty(plan.shape + (K, d))
-    fast = np.zeros(plan.shape, dtype=bool)
-    Wf, Wsf = _stackable(plan.W, K, d), _stackable(plan.W_star, Ks, d)
-    if Wf is not None and Wsf is not None and plan.size and K <= max(1, _BLOCK_ENTRIES // (K + Ks)):
-        with np.errstate(all="ignore"):  # instances that are not fast may hold anything; they are redone
-            n2w = np.einsum("...ij,...ij->...i", Wf, Wf)
-            n2s = np.einsum("...ij,...ij->...i", Wsf, Wsf)
-            lo, hi = _SAFE_SQUARED_NORMS
-            safe = (np.broadcast_to((lo <= n2w.min(-1)) & (n2w.max(-1) <= hi), plan.shape)
-                    & np.broadcast_to((lo <= n2s.min(-1)) & (n2s.max(-1) <= hi), plan.shape)).reshape(-1)
-            flat, fast_flat = out.reshape(-1, K, d), fast.reshape(-1)
-            Wb = np.broadcast_to(Wf, plan.shape + (K, d)).reshape(-1, K, d)
-            Wsb = np.broadcast_to(Wsf, plan.shape + (Ks, d)).reshape(-1, Ks, d)
-            n2wb = np.broadcast_to(n2w, plan.shape + (K,)).reshape(-1, K)
-            n2sb = np.broadcast_to(n2s, plan.shape + (Ks,)).reshape(-1, Ks)
-            step = max(1, _BATCH_CHUNK_ENTRIES // (K * (K + Ks)))
-            if safe.all():  # the common case: chunks are views, results written in place
-                for c0 in range(0, len(safe), step):
-                    c = slice(c0, c0 + step)
-                    fast_flat[c] = _gradient_stacked(Wb[c], Wsb[c], part, field, n2wb[c], n2sb[c], flat[c])
-            else:
-                cand = np.flatnonzero(safe)
-                for c0 in range(0, len(cand), step):
-                    sel = cand[c0:c0 + step]
-                    res = np.empty((len(sel), K, d))
-                    ok = _gradient_stacked(Wb[sel], Wsb[sel], part, field, n2wb[sel], n2sb[sel], res)
-                    flat[sel[ok]] = res[ok]
-                    fast_flat[sel[ok]] = True
-    for index in np.argwhere(~fast):
-        index = tuple(int(i) for i in index)
-        W_i = plan._pick(plan.W, plan._own(index, plan.w_batch))
-        W_star_i = plan._pick(plan.W_star, plan._own(index, plan.s_batch))
-        try:
-            out[index] = gradient(W_i, W_star_i, part, field)
-        except ValueError as exc:
-            raise ValueError(f"instance {index}: {exc}") from exc
-    return out
-
-
-def _stackable(x, rows: int, d: int):
-    """``x`` as a float64 array of shape ``(..., rows, d)`` whose instances have the memory layout the
-    single-instance call gives its own (C-contiguous rows: that call's products are then the same BLAS
-    calls); ``None`` where the instances must go through that call (not a plain real NumPy array of 2 or
-    more dimensions, or instances that are not C-contiguous)."""
-    if type(x) is not np.ndarray or x.dtype.kind not in "fiu" or x.ndim < 2:
-        return None
-    size = x.dtype.itemsize
-    if x.strides[-1] != size or x.strides[-2] != size * d:
-        return None
-    if x.dtype != np.float64:  # the single call converts its instance to a fresh C-contiguous float64 array
-        return np.ascontiguousarray(x, dtype=np.float64)
-    return x
-
-
-_PSI_CHECK_BELOW = -0.5  # cos below which psi = pi - theta is computed to compare it with SWITCH
-
-
-def _gradient_stacked(W, W_star, part, field, n2w, n2s, out) -> np.ndarray:
-    """:func:`_gradient` of ``N`` stacked instances ``W (N, K, d)``, ``W_star (N, K*, d)`` (squared row
-    norms ``n2w``, ``n2s``, in the safe range) into ``out (N, K, d)``; returns ``ok (N,)``, the instances
-    for which :func:`_gradient` takes its fast path (``out`` is not valid elsewhere).
-
-    The operations of :func:`_gradient`'s fast path, entry by entry the same, on the stacks: the Gram
-    products by ``np.matmul`` (each instance's own ``syrk`` / ``gemm`` call on the same C-contiguous
-    operands), the geometry elementwise (:func:`numerics.geometry.geometry_from_cosines_unrefined`, on
-    the student and teacher columns side by side: an elementwise pass does not care), the coefficients
-    by the closed forms (:meth:`PairFunction.away_from_kinks`, elementwise), the sums of ``alpha`` along
-    rows of ``K`` (resp. ``K*``) entries and the two final products by ``np.matmul`` on C-contiguous
-    coefficient matrices.  ``psi`` is not an input of the closed forms: it is computed (the same way)
-    only where it might be below ``SWITCH``, to decide the fast path.
-    """
-    parts = ("L", "J") if part == "H" else (part,)
-    N, K = W.shape[:2]
-    objs = [_vector_object(p, field) for p in parts]
-    if N == 0:
-        return np.zeros(0, dtype=bool)
-    # the norms broadcast to full (N, K, K + K*) arrays once: every elementwise pass below is then one
-    # contiguous loop (the values are those of the (K, 1) and (1, K) operands of _gradient)
-    n = np.sqrt(np.concatenate([n2w, n2s], axis=1))
-    M = n.shape[1]
-    na = np.ascontiguousarray(np.broadcast_to(n[:, :K, None], (N, K, M)))
-    nb = np.ascontiguousarray(np.broadcast_to(n[:, None, :], (N, K, M)))
-    # normalised_cosines of W W^T and W W*^T side by side: np.matmul makes each instance's own syrk / gemm
-    c = np.concatenate([np.matmul(W, np.swapaxes(W, 1, 2)), np.matmul(W, np.swapaxes(W_star, 1, 2))], axis=2)
-    c /= na
-    c /= nb
-    np.clip(c, -1.0, 1.0, out=c)
-    g, _ = geometry_from_cosines_unrefined(c, na, nb, psi=False, near=False)
-    diag = (slice(None), slice(0, K * (M + 1), M + 1))  # the self pairs [:, i, i] of a (N, K * M) view
-    # the self pairs at a harmless right angle, as _gradient sets them
-    g.theta.reshape(N, -1)[diag] = np.pi / 2
-    g.sin.reshape(N, -1)[diag], g.cos.reshape(N, -1)[diag] = 1.0, 0.0
-    # |cos| > 1 - NEAR (a refined pair) lies within SWITCH of 0 or pi anyway; checked all the same
-    cos_min, cos_max = g.cos.reshape(N, -1).min(axis=1), g.cos.reshape(N, -1).max(axis=1)
-    ok = (cos_max <= 1.0 - NEAR) & (cos_min >= NEAR - 1.0) & (g.theta.reshape(N, -1).min(axis=1) >= SWITCH)
-    low = ok & (cos_min < _PSI_CHECK_BELOW)
-    if low.any():  # psi exactly as geometry_from_cosines computes it, where it could be small
-        psi = np.negative(g.cos[low])
-        np.arctan2(g.sin[low], psi, out=psi)
-        psi.reshape(len(psi), -1)[diag] = np.pi / 2
-        ok[low] = psi.reshape(len(psi), -1).min(axis=1) >= SWITCH
-    alpha_sum = np.zeros((N, K))
-    half = sum(obj["half"] for obj in objs)
-    b_all = None
-    values = {}  # one evaluation per closed form (H mean: the beta of L and of J are one function)
-    for obj in objs:
-        if not obj["alpha"].is_zero:
-            a = obj["alpha"].away_from_kinks(g.na, g.nb, g.theta, g.sin, g.cos, g.theta.shape)
-            a.reshape(N, -1)[diag] = 0.0
-            alpha_sum += 1.0 * a[:, :, :K].sum(axis=-1)
-            alpha_sum += -1.0 * a[:, :, K:].sum(axis=-1)
-        fn = obj["beta"]
-        if id(fn) not in values:
-            values[id(fn)] = fn.away_from_kinks(g.na, g.nb, g.theta, g.sin, g.cos, g.theta.shape)
-        b = values[id(fn)]
-        b_all = b if b_all is None else np.add(b_all, b, out=b_all if b_all is not b else None)
-    inv = np.concatenate([1.0 / n[:, None, :K], -1.0 / n[:, None, K:]], axis=2)
-    np.multiply(b_all, inv, out=g.cos)
-    coef_s = np.ascontiguousarray(g.cos[:, :, :K])
-    coef_t = np.ascontiguousarray(g.cos[:, :, K:])
-    coef_s.reshape(N, -1)[:, ::K + 1] = alpha_sum * inv[:, 0, :K] + half * np.ones(K)
-    np.matmul(coef_s, W, out=out)
-    out += np.matmul(coef_t, W_star)
-    return ok
-
-
 def _near_kink(g, dropped) -> tuple | None:
     """Index arrays of the pairs of the block geometry ``g`` within ``SWITCH`` of 0 or pi (other than
     the ``dropped`` ones, which are handled elsewhere); ``None`` when there are none."""
@@ -520,16 +380,18 @@ def hessian(W, W_star, part: str, field: str) -> np.ndarray:
     ``"mean"``: Jacobian of the mean field (entry ``[i*d+k, j*d+l] = d G_ik / d W_jl``; not
     symmetric for ``J``, ``H``); ``"autograd"``: ``E_x`` of the per-sample autograd Hessian.
 
-    Batched (:func:`_batched`): ``(..., K*d, K*d)`` for ``W`` of shape ``(..., K, d)``, ``W_star`` of
+    Batched (:mod:`numerics.batched`): ``(..., K*d, K*d)`` for ``W`` of shape ``(..., K, d)``, ``W_star`` of
     shape ``(..., K*, d)``; the memory check counts the whole batch and refuses it before any work.
     """
     check_part(part)
     check_field(field, HESSIAN_FIELDS, "Hessian")
     if is_batched(W, W_star):
+        from . import batched  # it imports this module: loaded on the first batched call
+
         def shape(plan):
             _check_memory(plan.K * plan.d, part, batch=plan.shape)
             return (plan.K * plan.d, plan.K * plan.d)
-        return _batched(hessian, W, W_star, (part, field), shape)
+        return batched.over_batch(hessian, W, W_star, (part, field), shape)
     W, W_star, _ = prepare(W, W_star)
     _check_memory(W.shape[0] * W.shape[1], part)
     out = _hessian(W, W_star, part, field)
@@ -575,27 +437,6 @@ def _check_batch_memory(n: int, part: str, batch: tuple) -> None:
             f"and {have / 2**30:.3g} GiB is available. Evaluate a smaller batch or configuration, or work with "
             "gradients (numerics.gradient is O(K d) memory per instance)"
         )
-
-
-def _batched(single, W, W_star, args: tuple, result_shape) -> np.ndarray:
-    """``single(W_i, W_star_i, *args)`` for every instance of a batched call, into one float64 array.
-
-    ``W`` is ``(..., K, d)``, ``W_star`` is ``(..., K*, d)`` (a 2-D operand is one instance shared by
-    the batch, a 1-D one a single row); the batch shapes broadcast by NumPy's rules.  Each instance
-    goes through the very single-instance call, with the caller's own instance as its argument
-    (:class:`numerics.validation.BatchPlan`), so every entry equals that call bit for bit.
-    ``result_shape(plan)`` gives one instance's result shape (and may refuse the batch before any
-    work: the Hessian's memory check).  A ``ValueError`` of an instance is raised again naming its
-    batch index: ``instance (2, 0): row 1 of W is zero ...``.
-    """
-    plan = BatchPlan(W, W_star)
-    out = np.empty(plan.shape + tuple(result_shape(plan)))
-    for index, W_i, W_star_i in plan.instances():
-        try:
-            out[index] = single(W_i, W_star_i, *args)
-        except ValueError as exc:
-            raise ValueError(f"instance {index}: {exc}") from exc
-    return out
 
 
 def available_memory() -> int | None:

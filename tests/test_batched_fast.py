@@ -1,4 +1,4 @@
-"""The vectorised path of batched ``numerics.gradient`` calls (``numerics.population._batched_gradient``).
+"""The vectorised path of batched ``numerics.gradient`` calls (``numerics.batched.gradient``).
 
 Bound established: BIT FOR BIT.  Every instance of a batch equals the single-instance call on it,
 ``-0.0`` and all: the instances on the single call's fast path are computed on stacked arrays by the
@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import numerics
 import numerics.population as npop
+from numerics.validation import BatchPlan
 from numerics.compile import SWITCH
 
 PARTS = ("L", "J", "H")
@@ -160,7 +161,7 @@ def test_layouts_broadcasting_and_dtypes(monkeypatch):
         (W[:, 0].tolist(), Wst[:2], False),
     ]
     for Wc, Wsc, vectorised in cases:
-        plan = npop.BatchPlan(Wc, Wsc)
+        plan = BatchPlan(Wc, Wsc)
         counter = Counter(monkeypatch)
         got = numerics.gradient(Wc, Wsc, "H", "mean")
         monkeypatch.undo()
