@@ -30,6 +30,44 @@ from numerics.tian import tian_gradient_vectorised  # noqa: E402
 from verify.report import versions, write_atomic  # noqa: E402
 
 
+_COLD_IMPORT = "import numpy"
+_COLD_FIRST_CALLS = ("import numpy as np, numerics; W = np.random.default_rng(0).standard_normal((3, 5)); "
+                     "Ws = np.random.default_rng(1).standard_normal((2, 5)); numerics.loss(W, Ws, 'H'); "
+                     "numerics.gradient(W, Ws, 'H', 'true'); numerics.hessian(W, Ws, 'H', 'mean')")
+
+
+def cold_start(repeats: int) -> dict:
+    """Fresh-process time to the first loss, gradient and Hessian against ``python -c "import numpy"``,
+    interleaved in one run (medians): what a user's script pays on every start."""
+    def run(code):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+        return time.perf_counter() - t0
+
+    numpy_s, first_s = [], []
+    for _ in range(repeats):
+        numpy_s.append(run(_COLD_IMPORT))
+        first_s.append(run(_COLD_FIRST_CALLS))
+    return {"repeats": repeats, "seconds_import_numpy": statistics.median(numpy_s),
+            "seconds_first_calls": statistics.median(first_s),
+            "ratio": statistics.median(first_s) / statistics.median(numpy_s)}
+
+
+def _batched_lines(out: Path) -> list:
+    """The batched-gradient figures of ``benchmarks/batched.py`` (``performance_batched.json``), if present."""
+    path = out / "performance_batched.json"
+    if not path.exists():
+        return []
+    b = json.loads(path.read_text())
+    rows = b.get("results") or b.get("rows") or []
+    speedups = [r.get("speedup") for r in rows if isinstance(r, dict) and r.get("speedup") is not None]
+    if not speedups:
+        return []
+    return [f"- Batched gradient (B = 1024, K = K* = d = 10, `python benchmarks/batched.py`, its own run: "
+            f"[`performance_batched.md`](performance_batched.md)): {min(speedups):.1f}–{max(speedups):.1f}× per "
+            f"instance against a loop of single calls; target ≥ 50×: {'met' if min(speedups) >= 50 else '**not met**'}."]
+
+
 def _median_time(fn, repeats: int) -> float:
     return statistics.median(_times(fn, repeats))
 
@@ -329,9 +367,10 @@ def main(argv=None) -> int:
         "streaming_memory": streaming_memory(3_000_000 if args.quick else 100_000_000),
         "closed_form_gradient": closed_form_gradient(2 if args.quick else 15),
         "closed_form_gradient_retaining_allocator": closed_form_gradient_retaining_allocator(2 if args.quick else 15),
+        "cold_start": cold_start(2 if args.quick else 7),
     }
     res["wall_time_s"] = time.perf_counter() - start
-    m, s, g = res["mc_throughput"], res["subspace_vs_plain"], res["closed_form_gradient"]
+    m, s, g, cs = res["mc_throughput"], res["subspace_vs_plain"], res["closed_form_gradient"], res["cold_start"]
 
     def ok(b):
         return "met" if b else "**not met**"
@@ -346,7 +385,7 @@ def main(argv=None) -> int:
         "| benchmark | measured | target | |", "|---|---|---|---|",
         f"| Monte-Carlo throughput against a bare loop (randn + the two matmuls), d = 100, K = K* = 10, float64, CPU "
         f"| {m['engine_samples_per_s']:.3g} vs {m['bare_samples_per_s']:.3g} samples/s: ratio **{m['ratio']:.2f}** "
-        f"| ≥ 0.5 | {ok(m['ratio'] >= 0.5)} |",
+        f"| ≥ 0.6 | {ok(m['ratio'] >= 0.6)} |",
         f"| Time to standard error 1e-3 × (RMS of the row) on every mean-field entry (L, J, H), d = 1000, "
         f"K = K* = 10: plain against subspace | {s['plain']['projected_seconds_row_scale']:.3g} s vs "
         f"{s['subspace']['projected_seconds_row_scale']:.3g} s: **{s['speedup_row_scale']:.0f}×** | ≥ 20× "
@@ -359,10 +398,13 @@ def main(argv=None) -> int:
         f"**{g['speedup_vs_tian']:.0f}×** | ≥ 50× | {ok(g['speedup_vs_tian'] >= 50)} |",
         f"| Same, against the four matrix products it cannot avoid (W Wᵀ, W W*ᵀ, two (K×K)(K×d)) "
         f"| {g['seconds_closed_form'] * 1e3:.1f} ms vs {g['seconds_four_matmuls'] * 1e3:.1f} ms: "
-        f"**{g['ratio_to_matmuls']:.2f}×** | ≤ 2× | {ok(g['ratio_to_matmuls'] <= 2)} |",
+        f"**{g['ratio_to_matmuls']:.2f}×** | ≤ 1.5× | {ok(g['ratio_to_matmuls'] <= 1.5)} |",
         f"| Same for the mean field of H (L and J from one geometry) "
         f"| {g['seconds_closed_form_H'] * 1e3:.1f} ms vs {g['seconds_four_matmuls'] * 1e3:.1f} ms: "
-        f"**{g['ratio_to_matmuls_H']:.2f}×** | ≤ 2× | {ok(g['ratio_to_matmuls_H'] <= 2)} |",
+        f"**{g['ratio_to_matmuls_H']:.2f}×** | ≤ 1.5× | {ok(g['ratio_to_matmuls_H'] <= 1.5)} |",
+        f"| Fresh process to the first loss, gradient and Hessian (`import numerics` included) against "
+        f"`python -c \"import numpy\"` | {cs['seconds_first_calls']:.2f} s vs {cs['seconds_import_numpy']:.2f} s: "
+        f"**{cs['ratio']:.2f}×** | ≤ 4× | {ok(cs['ratio'] <= 4)} |",
         "", "Notes:", "",
         f"- Throughput: median of 3 runs of {m['n']:.0e} samples, chunks of {m['chunk']} samples for both.",
         f"- Subspace against plain: projected from pilot runs of {s['plain']['pilot_samples']:.0e} samples each "
@@ -398,7 +440,7 @@ def main(argv=None) -> int:
               f"{ga['seconds_closed_form'] * 1e3:.1f} ms against {ga['seconds_four_matmuls'] * 1e3:.1f} ms: "
               f"**{ga['ratio_to_matmuls']:.2f}×**. A diagnostic, not the figure: users get the default allocator.",
               f"- The closed form and Tian's formula agree to {g['max_abs_difference']:.1e} (max abs entry difference)."]
-    lines += _lent_cpu_lines(args.out, g) + _gpu_lines(args.out)
+    lines += _batched_lines(args.out) + _lent_cpu_lines(args.out, g) + _gpu_lines(args.out)
     lines += ["", f"Total benchmark time {res['wall_time_s']:.0f} s. Every number is in [`performance.json`](performance.json)."]
     write_atomic(args.out / "performance.json", (json.dumps(res, indent=1, sort_keys=True) + "\n").encode())
     write_atomic(args.out / "performance.md", ("\n".join(lines) + "\n").encode())
