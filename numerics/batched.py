@@ -142,7 +142,7 @@ def _gradient_stacked(W, W_star, part, field, n2w, n2s, out) -> np.ndarray:
     c /= na
     c /= nb
     np.clip(c, -1.0, 1.0, out=c)
-    g, _ = geometry_from_cosines_unrefined(c, na, nb, psi=False, near=False)
+    g = geometry_from_cosines_unrefined(c, na, nb, psi=False)
     diag = (slice(None), slice(0, K * (M + 1), M + 1))  # the self pairs [:, i, i] of a (N, K * M) view
     # the self pairs at a harmless right angle, as _gradient sets them
     g.theta.reshape(N, -1)[diag] = np.pi / 2

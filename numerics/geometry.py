@@ -105,13 +105,7 @@ def geometry_from_cosines(c: np.ndarray, A: np.ndarray, B: np.ndarray, na: np.nd
     array: these passes over the ``(rows, len(B))`` array are what the gradient spends beyond its
     two matrix products.
     """
-    s = 1.0 - c
-    th = np.add(1.0, c)
-    s *= th
-    np.sqrt(s, out=s)
-    np.arctan2(s, c, out=th)
-    ps = np.negative(c)
-    np.arctan2(s, ps, out=ps)  # pi - theta, accurate on both sides of pi/2
+    th, ps, s = _angles(c)
     par = np.zeros(c.shape, dtype=bool)
     anti = np.zeros(c.shape, dtype=bool)
     near = np.abs(c) > 1.0 - NEAR
@@ -134,6 +128,23 @@ def geometry_from_cosines(c: np.ndarray, A: np.ndarray, B: np.ndarray, na: np.nd
     return PairGeometry(na=na, nb=nb, theta=th, psi=ps, parallel=par, antiparallel=anti, cos=c, sin=s)
 
 
+def _angles(c: np.ndarray, psi: bool = True) -> tuple:
+    """``(theta, psi, sin)`` from cosines of any shape, elementwise (``psi = None`` unless asked).
+
+    ``sin = sqrt((1 - c)(1 + c))``, angles by ``atan2``; every step in place or on one fresh array:
+    these passes are what the gradient spends beyond its matrix products."""
+    s = 1.0 - c
+    th = np.add(1.0, c)
+    s *= th
+    np.sqrt(s, out=s)
+    np.arctan2(s, c, out=th)
+    ps = None
+    if psi:
+        ps = np.negative(c)
+        np.arctan2(s, ps, out=ps)  # pi - theta, accurate on both sides of pi/2
+    return th, ps, s
+
+
 def plane_directions(A: np.ndarray, B: np.ndarray, geo: PairGeometry) -> tuple:
     """``e1[i] = A[i]/|A[i]|`` and ``e2[i, j]``, the unit vector of ``B[j]`` orthogonal to ``A[i]``.
 
@@ -145,22 +156,13 @@ def plane_directions(A: np.ndarray, B: np.ndarray, geo: PairGeometry) -> tuple:
     bh = B / geo.nb.T
     if A.shape[1] == 2:
         return ah, _plane_directions_2d(A, B, ah)
-    small = (geo.theta <= geo.psi)[:, :, None]
-    half_t = 2.0 * np.sin(geo.theta / 2) ** 2
-    half_p = 2.0 * np.sin(geo.psi / 2) ** 2
-    u_small = (bh[None, :, :] - ah[:, None, :]) + half_t[:, :, None] * ah[:, None, :]
-    u_large = (bh[None, :, :] + ah[:, None, :]) - half_p[:, :, None] * ah[:, None, :]
-    u = np.where(small, u_small, u_large)
     # u is b^ - cos(theta) a^ (or its anti-parallel analogue) up to an absolute rounding error ~eps
-    # along a^, while |u| ~ sin(theta): without this one Gram-Schmidt step, e2 . e1 ~ eps/theta, and
-    # the Hessians, whose e2 e2^T and I coefficients are both ~1/theta and cancel along e1, would be
-    # off by ~eps/theta^2 near a kink.  After it, e1 and e2 are orthonormal to rounding, so an
-    # e-basis matrix is the exact one of a plane rotated by at most ~eps/theta (which moves no
+    # along a^, while |u| ~ sin(theta): without the Gram-Schmidt step of _unit_orthogonal, e2 . e1 ~
+    # eps/theta, and the Hessians, whose e2 e2^T and I coefficients are both ~1/theta and cancel along
+    # e1, would be off by ~eps/theta^2 near a kink.  After it, e1 and e2 are orthonormal to rounding,
+    # so an e-basis matrix is the exact one of a plane rotated by at most ~eps/theta (which moves no
     # eigenvalue: they depend on norms and angles only).
-    u = u - np.einsum("ijk,ik->ij", u, ah)[:, :, None] * ah[:, None, :]
-    norm = np.linalg.norm(u, axis=2, keepdims=True)
-    degenerate = (geo.parallel | geo.antiparallel)[:, :, None] | (norm == 0)
-    e2 = np.where(degenerate, 0.0, u / np.where(norm == 0, 1.0, norm))
+    e2 = _unit_orthogonal(ah[:, None, :], bh[None, :, :], geo.theta, geo.psi, geo.parallel | geo.antiparallel)
     return ah, e2
 
 
@@ -189,47 +191,34 @@ def paired_plane_directions(A: np.ndarray, B: np.ndarray, theta: np.ndarray, psi
     if A.shape[1] == 2:
         return np.stack([_plane_directions_2d(A[i:i + 1], B[i:i + 1], ah[i:i + 1])[0, 0] for i in range(len(A))])
     bh = B / np.linalg.norm(B, axis=1, keepdims=True)
-    small = (theta <= psi)[:, None]
-    u_small = (bh - ah) + (2.0 * np.sin(theta / 2) ** 2)[:, None] * ah
-    u_large = (bh + ah) - (2.0 * np.sin(psi / 2) ** 2)[:, None] * ah
+    return _unit_orthogonal(ah, bh, theta, psi, (theta == 0) | (psi == 0))
+
+
+def _unit_orthogonal(ah: np.ndarray, bh: np.ndarray, theta: np.ndarray, psi: np.ndarray,
+                     degenerate: np.ndarray) -> np.ndarray:
+    """The unit vector of ``bh`` orthogonal to ``ah`` (unit vectors broadcasting to ``(..., d)``, angles
+    ``(...)``): ``(b^ - a^) + 2 sin^2(theta/2) a^`` (or the anti-parallel analogue) without
+    cancellation, re-orthogonalised against ``a^`` once; zero where ``degenerate``."""
+    small = (theta <= psi)[..., None]
+    half_t = 2.0 * np.sin(theta / 2) ** 2
+    half_p = 2.0 * np.sin(psi / 2) ** 2
+    u_small = (bh - ah) + half_t[..., None] * ah
+    u_large = (bh + ah) - half_p[..., None] * ah
     u = np.where(small, u_small, u_large)
-    u = u - np.einsum("ik,ik->i", u, ah)[:, None] * ah  # one Gram-Schmidt step, as in plane_directions
-    norm = np.linalg.norm(u, axis=1, keepdims=True)
-    degenerate = ((theta == 0) | (psi == 0))[:, None] | (norm == 0)
+    u = u - np.einsum("...k,...k->...", u, np.broadcast_to(ah, u.shape))[..., None] * ah
+    norm = np.linalg.norm(u, axis=-1, keepdims=True)
+    degenerate = degenerate[..., None] | (norm == 0)
     return np.where(degenerate, 0.0, u / np.where(norm == 0, 1.0, norm))
 
 
 # ----------------------------------------------------------------------------- stacked instances
-def geometry_from_cosines_unrefined(c: np.ndarray, na: np.ndarray, nb: np.ndarray, self_pairs: bool = False,
-                                    psi: bool = True, near: bool = True) -> tuple:
-    """``(geometry, near)``: :func:`geometry_from_cosines` of stacked instances ``c (..., m, n)`` without the
-    exact-arithmetic refinement.
-
-    Same operations in the same order as :func:`geometry_from_cosines` (elementwise, so every entry is
-    the one that function computes for its instance) wherever ``near`` is ``False``; ``near`` marks the
-    pairs with ``|c| > 1 - NEAR`` that it would refine (their entries here are NOT valid: the caller
-    must evaluate those instances otherwise).  ``self_pairs``: ``A[..., i] is B[..., i]`` (``m <= n``;
-    ``self_offset=0``).  ``c`` is taken over as ``cos``.  ``psi=False``: ``psi`` is not computed (``None``;
-    for callers that need it at a few pairs only: ``arctan2(sin, -cos)`` there gives the same values).  ``near=False``: the ``near`` mask is not computed (``None``).
-    """
-    s = 1.0 - c
-    th = np.add(1.0, c)
-    s *= th
-    np.sqrt(s, out=s)
-    np.arctan2(s, c, out=th)
-    ps = None
-    if psi:
-        ps = np.negative(c)
-        np.arctan2(s, ps, out=ps)  # pi - theta, accurate on both sides of pi/2
-    par = np.zeros(c.shape, dtype=bool)
-    anti = np.zeros(c.shape, dtype=bool)
-    near_ = np.abs(c) > 1.0 - NEAR if near else None
-    if self_pairs:
-        i = np.arange(c.shape[-2])
-        th[..., i, i], s[..., i, i], c[..., i, i] = 0.0, 0.0, 1.0
-        if psi:
-            ps[..., i, i] = math.pi
-        par[..., i, i] = True
-        if near:
-            near_[..., i, i] = False
-    return PairGeometry(na=na, nb=nb, theta=th, psi=ps, parallel=par, antiparallel=anti, cos=c, sin=s), near_
+def geometry_from_cosines_unrefined(c: np.ndarray, na: np.ndarray, nb: np.ndarray, psi: bool = True) -> PairGeometry:
+    """:func:`geometry_from_cosines` of stacked instances ``c (..., m, n)`` without self pairs and without
+    the exact-arithmetic refinement: the same elementwise operations (:func:`_angles`), so every entry
+    is the one that function computes for its instance except at pairs with ``|c| > 1 - NEAR`` (the
+    ones it would refine: the caller must evaluate those instances otherwise).  ``c`` is taken over as
+    ``cos``; ``psi=False``: ``psi`` is not computed (``None``; ``arctan2(sin, -cos)`` gives the same
+    values where a caller needs it)."""
+    th, ps, s = _angles(c, psi)
+    flags = np.zeros(c.shape, dtype=bool)
+    return PairGeometry(na=na, nb=nb, theta=th, psi=ps, parallel=flags, antiparallel=flags, cos=c, sin=s)
