@@ -85,8 +85,7 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
                     fast_flat[sel[ok]] = True
     for index in np.argwhere(~fast):
         index = tuple(int(i) for i in index)
-        W_i = plan._pick(plan.W, plan._own(index, plan.w_batch))
-        W_star_i = plan._pick(plan.W_star, plan._own(index, plan.s_batch))
+        W_i, W_star_i = plan.instance(index)
         try:
             out[index] = population.gradient(W_i, W_star_i, part, field)
         except ValueError as exc:

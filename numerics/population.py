@@ -389,7 +389,7 @@ def hessian(W, W_star, part: str, field: str) -> np.ndarray:
         from . import batched  # it imports this module: loaded on the first batched call
 
         def shape(plan):
-            _check_memory(plan.K * plan.d, part, batch=plan.shape)
+            _check_batch_memory(plan.K * plan.d, part, plan.shape)
             return (plan.K * plan.d, plan.K * plan.d)
         return batched.over_batch(hessian, W, W_star, (part, field), shape)
     W, W_star, _ = prepare(W, W_star)
@@ -407,13 +407,9 @@ def hessian(W, W_star, part: str, field: str) -> np.ndarray:
 _PEAK_MATRICES = {"L": 3, "J": 3, "H": 5}
 
 
-def _check_memory(n: int, part: str, batch: tuple | None = None) -> None:
+def _check_memory(n: int, part: str) -> None:
     """``ValueError`` up front when the ``(n, n)`` Hessian cannot be assembled in the available memory
-    (instead of a ``MemoryError`` deep inside after minutes of work).  ``batch``: the batch shape of a
-    batched call (:func:`_check_batch_memory`)."""
-    if batch is not None:
-        _check_batch_memory(n, part, batch)
-        return
+    (instead of a ``MemoryError`` deep inside after minutes of work)."""
     need = 8 * n * n * _PEAK_MATRICES[part]
     have = available_memory()
     if have is not None and need > have:

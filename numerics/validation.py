@@ -345,8 +345,12 @@ class BatchPlan:
             return x
         return x[own] if own else x
 
+    def instance(self, index: tuple) -> tuple:
+        """``(W_i, W_star_i)`` of the batch index ``index`` (broadcast dimensions of size 1 repeat)."""
+        return (self._pick(self.W, self._own(index, self.w_batch)),
+                self._pick(self.W_star, self._own(index, self.s_batch)))
+
     def instances(self):
         for index in np.ndindex(*self.shape):
             index = tuple(int(i) for i in index)
-            yield (index, self._pick(self.W, self._own(index, self.w_batch)),
-                   self._pick(self.W_star, self._own(index, self.s_batch)))
+            yield (index, *self.instance(index))
