@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .validation import PARTS, as_rows
+from .validation import PARTS, as_rows, check_part
 
 METHODS = ("plain", "subspace")
 _SECONDS_BEFORE_PROGRESS = 2.0
@@ -580,8 +580,7 @@ def per_sample_gradients_autograd(W, W_star, x, part: str) -> torch.Tensor:
     Each sample gets its own copy of ``W`` so that one backward pass returns the per-sample
     gradients; ``grad_x g`` is taken with ``create_graph=True`` and then differentiated in ``W``.
     """
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+    check_part(part)
     x = torch.as_tensor(x)
     W = torch.as_tensor(W, dtype=x.dtype, device=x.device)
     W_star = torch.as_tensor(W_star, dtype=x.dtype, device=x.device)
@@ -598,8 +597,7 @@ def per_sample_gradients_autograd(W, W_star, x, part: str) -> torch.Tensor:
 
 def per_sample_gradients_closed(W, W_star, x, part: str) -> torch.Tensor:
     """The closed per-sample expression of ``d l_part / d W`` (``n x K x d``), used for speed."""
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+    check_part(part)
     x = torch.as_tensor(x)
     W = torch.as_tensor(W, dtype=x.dtype, device=x.device)
     W_star = torch.as_tensor(W_star, dtype=x.dtype, device=x.device)
@@ -624,8 +622,7 @@ def true_gradient_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: floa
     what carry the boundary term that the mean field lacks.  Cost: ``2 K d`` loss evaluations
     per sample: meant for small ``K d``.
     """
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+    check_part(part)
     n = _checkpoints(n_samples)[-1]
     seed, h, chunk_size = check_seed(seed), _check_step(h), _check_chunk(chunk_size)
     Z, s, K, dev, scale = _setup(W, W_star, device, dtype)
@@ -681,8 +678,7 @@ def autograd_hessian_mc(W, W_star, part: str, n_samples: int, *, seed: int, devi
     :func:`per_sample_autograd_hessian` computes it with ``torch.func.hessian`` to check this.
     Meant for small ``K d``.
     """
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+    check_part(part)
     n = _checkpoints(n_samples)[-1]
     seed, chunk_size = check_seed(seed), _check_chunk(chunk_size)
     Z, s, K, dev, _ = _setup(W, W_star, device, dtype)  # of degree 0: only the signs of x . w_j enter
@@ -738,8 +734,7 @@ def mean_field_jacobian_fd(W, W_star, part: str, n_samples: int, *, seed: int, h
     same samples are averaged.  Returns ``(estimate, standard_error)`` as ``(K d, K d)`` arrays,
     entry ``[i d + a, l d + k] = d G_ia / d W_lk`` (the layout of ``numerics.hessian``).
     """
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+    check_part(part)
     n = _checkpoints(n_samples)[-1]
     seed, h, chunk_size = check_seed(seed), _check_step(h), _check_chunk(chunk_size)
     Z, s, K, dev, _ = _setup(W, W_star, device, dtype)  # the Jacobian is of degree 0: no scaling back
