@@ -10,13 +10,18 @@ GRADIENT_FIELDS = ("mean", "true")
 HESSIAN_FIELDS = ("true", "mean", "autograd")
 
 
-def _has_complex(x) -> bool:
-    """Whether a nested list/tuple holds a Python or NumPy complex number (cheap recursive scan)."""
-    if isinstance(x, (complex, np.complexfloating)):
+def _nested_any(x, found) -> bool:
+    """Whether ``found(v)`` holds for ``x`` or, through nested lists/tuples, any entry of it (cheap scan)."""
+    if found(x):
         return True
     if isinstance(x, (list, tuple)):
-        return any(_has_complex(v) for v in x)
+        return any(_nested_any(v, found) for v in x)
     return False
+
+
+def _has_complex(x) -> bool:
+    """Whether a nested list/tuple holds a Python or NumPy complex number."""
+    return _nested_any(x, lambda v: isinstance(v, (complex, np.complexfloating)))
 
 
 def as_rows(x, name: str) -> np.ndarray:
@@ -83,13 +88,8 @@ def _from_tensor(x, name: str):
 def has_bool(x) -> bool:
     """Whether a nested list/tuple holds a Python/NumPy boolean or a boolean array (NumPy would turn
     ``[True, 2.0]`` into ``[1.0, 2.0]`` silently)."""
-    if isinstance(x, (bool, np.bool_)):
-        return True
-    if isinstance(x, np.ndarray):
-        return x.dtype.kind == "b"
-    if isinstance(x, (list, tuple)):
-        return any(has_bool(v) for v in x)
-    return False
+    return _nested_any(x, lambda v: isinstance(v, (bool, np.bool_))
+                       or (isinstance(v, np.ndarray) and v.dtype.kind == "b"))
 
 
 def real_array(x, name: str) -> np.ndarray:
