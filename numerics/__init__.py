@@ -9,14 +9,18 @@ Public API (stable)::
 
 and the aliases ``mean_field``, ``true_gradient``, ``hessian_of_loss``,
 ``jacobian_of_mean_field``, ``expected_autograd_hessian``.  ``W`` is ``(K, d)``,
-``W_star`` is ``(K*, d)`` (NumPy arrays, nested lists or torch tensors); results are NumPy
-float64.  See :mod:`numerics.population` for the conventions.
+``W_star`` is ``(K*, d)``, or with leading batch dimensions ``(..., K, d)``, ``(..., K*, d)``
+(:mod:`numerics.batched`).  NumPy arrays and nested lists give NumPy float64 results
+(:mod:`numerics.population`, the reference); a torch tensor (or a CuPy, JAX or array-api-strict
+array) gives results of its own type, dtype and device, and the loss is differentiable
+(:mod:`numerics.backend`).  See :mod:`numerics.population` for the conventions.
 
 Independent witnesses: ``numerics.monte_carlo`` (:mod:`numerics.mc`, PyTorch, GPU when
 present) and :mod:`numerics.quadrature` (mpmath); :mod:`numerics.tian` is Tian (2017)'s
 gradient typed in from the paper.
 
-``import numerics`` and the closed forms import neither SymPy nor PyTorch: the pair functions are
+``import numerics`` and the closed forms on NumPy import neither SymPy nor PyTorch (nor
+array-api-compat): the pair functions are
 generated code (:mod:`numerics._pair_code`, ``python -m theory.codegen``), and ``monte_carlo``,
 ``MCEstimate`` (and ``numerics.mc``) import :mod:`numerics.mc` on first use.
 """

@@ -36,6 +36,7 @@ from .compile import SWITCH, generated, pair_function
 from .geometry import (geometry_from_cosines, normalised_cosines, paired_plane_directions, pair_geometry,
                        plane_directions)
 from .validation import (GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, is_batched, prepare,
+                         wants_backend,
                          prepare_unscaled, stacked)
 
 
@@ -146,6 +147,10 @@ def loss(W, W_star, part: str) -> float | np.ndarray:
     (either with 3 or more dimensions; batch shapes broadcast) give a float64 array of the batch shape.
     """
     check_part(part)
+    if wants_backend(W, W_star):
+        from . import backend  # torch tensors (and other array namespaces): results in their type
+
+        return backend.loss(W, W_star, part)
     if is_batched(W, W_star):
         from . import batched  # it imports this module: loaded on the first batched call
 
@@ -196,6 +201,10 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
     """
     check_part(part)
     check_field(field, GRADIENT_FIELDS, "gradient")
+    if wants_backend(W, W_star):
+        from . import backend  # torch tensors (and other array namespaces): results in their type
+
+        return backend.gradient(W, W_star, part, field)
     if is_batched(W, W_star):
         from . import batched  # it imports this module: loaded on the first batched call
 
@@ -385,6 +394,10 @@ def hessian(W, W_star, part: str, field: str) -> np.ndarray:
     """
     check_part(part)
     check_field(field, HESSIAN_FIELDS, "Hessian")
+    if wants_backend(W, W_star):
+        from . import backend  # torch tensors (and other array namespaces): results in their type
+
+        return backend.hessian(W, W_star, part, field)
     if is_batched(W, W_star):
         from . import batched  # it imports this module: loaded on the first batched call
 

@@ -117,6 +117,19 @@ def real_array(x, name: str) -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
+def is_backend_array(x) -> bool:
+    """True for an array of a namespace other than NumPy's (a torch tensor; CuPy, JAX, array-api-strict
+    arrays), without importing any of them: such arguments go to :mod:`numerics.backend`."""
+    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)) or x is None:
+        return False
+    return hasattr(x, "__array_namespace__") or type(x).__module__.split(".")[0] in ("torch", "jax", "jaxlib", "cupy")
+
+
+def wants_backend(W, W_star) -> bool:
+    """Whether either argument is a :func:`is_backend_array` (the results then come back in its namespace)."""
+    return is_backend_array(W) or is_backend_array(W_star)
+
+
 def check_part(part: str) -> str:
     if part not in PARTS:
         raise ValueError(f"part must be one of {PARTS}; got {part!r}")

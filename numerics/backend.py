@@ -1,0 +1,461 @@
+"""The population objects on any array namespace: PyTorch (CPU or CUDA, float64 or float32, differentiable),
+and whatever else ``array_api_compat`` knows (NumPy, CuPy, JAX, array-api-strict).
+
+``numerics.loss``, ``numerics.gradient`` and ``numerics.hessian`` come here when an argument is such an
+array other than a NumPy array (a torch tensor, above all); this module can also be called directly with
+NumPy arrays.  The results are arrays of the caller's namespace, dtype and device; ``W`` is
+``(..., K, d)`` and ``W_star`` ``(..., K*, d)`` with batch shapes that broadcast.
+
+The pair expressions are the generated functions of :mod:`numerics._pair_code` themselves: their
+code objects are run with ``cos``, ``sin``, ``tan`` taken from the caller's namespace
+(:func:`_pair_functions`), so NumPy and every backend evaluate the same SymPy-generated code.  Each
+expression's three branches (series near 0, series near pi, closed form; :mod:`numerics.compile`)
+are selected with ``where``, each branch fed safe angles where it is not selected, so that
+derivatives carry no NaN from an unused branch.
+
+Differentiable: ``loss`` is built from differentiable operations only, so on PyTorch
+``torch.autograd.grad(loss(W, W*, part), W)`` is the gradient of the population loss (equal to
+``gradient(W, W*, part, "true")`` where that exists), and ``torch.func.hessian`` of it is
+``hessian(W, W*, part, "true")``.  The discrete choices (which student is matched to which teacher,
+which pairs are exactly parallel) are made on the values (``tolist``: they work under
+``torch.func`` transforms) and carry no derivative.
+
+Accuracy: the same cancellation-free rewrites as :mod:`numerics.population` near the teacher
+(student ``j`` matched to teacher ``t``: the pair's three loss terms by ``(|w_j| - |w*_t|)^2 / 4``
+plus the rewrite ``rest``; the gradient's leading term ``(w_j - w*_t) / 2`` formed as a difference)
+and the true field of ``J`` as its mean-field twin plus the boundary term along ``e2`` (exact
+everywhere, stable near kinks).  Not here: :mod:`numerics.population`'s exact-integer refinement of
+angles below ~1e-8 and its power-of-two rescaling of extreme norms; squared row norms must stay in
+the dtype's normal range.  Memory is ``O(B K (K + K*) d)`` (pair differences; :mod:`numerics.xp_geometry`),
+and ``O(B (K d)^2)`` for Hessians.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import types
+from functools import lru_cache
+
+from . import xp_geometry
+from .compile import SWITCH, generated, pair_function
+from .validation import GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, is_backend_array
+
+
+# ----------------------------------------------------------------------------- arrays
+def namespace(*arrays):
+    """The array namespace of the arrays among ``arrays`` (``array_api_compat.array_namespace``)."""
+    import array_api_compat
+    import numpy as np
+
+    own = [a for a in arrays if is_backend_array(a)]
+    if not own:  # NumPy arrays (or lists) given to this module directly
+        own = [np.asarray(a) for a in arrays if isinstance(a, np.ndarray)] or [np.zeros(0)]
+    return array_api_compat.array_namespace(*own)
+
+
+def _operands(W, W_star):
+    """``(xp, W, W_star)``: both as arrays of one namespace, real floating dtype and device, checked.
+
+    The dtype is the wider of the two arrays' (lists and integer arrays: float64); float16 and
+    bfloat16 are computed, and returned, in float32 (their values exactly widened): the pair
+    expressions' series and cancellations need at least its precision.
+    """
+    import array_api_compat
+
+    xp = namespace(W, W_star)
+    arrays = [x for x in (W, W_star) if is_backend_array(x)] or [x for x in (W, W_star) if hasattr(x, "dtype")]
+    for x, name in ((W, "W"), (W_star, "W_star")):
+        if not any(x is a for a in arrays):
+            continue  # a list or NumPy array: checked by validation.real_array on conversion
+        if xp.isdtype(x.dtype, "complex floating"):
+            raise ValueError(f"{name} must be a real array; got a complex array (the weights of a real network are real)")
+        if x.dtype == xp.bool:
+            raise ValueError(f"{name} must be a real array of numbers; got booleans")
+    floats = [x.dtype for x in arrays if xp.isdtype(x.dtype, "real floating")]
+    dtype = xp.float64 if not floats else (floats[0] if len(floats) == 1 else xp.result_type(*floats))
+    if xp.finfo(dtype).bits < 32:
+        dtype = xp.float32
+    device = array_api_compat.device(arrays[0]) if arrays else None
+    out = []
+    for x, name in ((W, "W"), (W_star, "W_star")):
+        if is_backend_array(x) and x.dtype == dtype and array_api_compat.device(x) == device:
+            out.append(x)  # the caller's own array (its autograd graph kept)
+        elif is_backend_array(x):
+            out.append(xp.astype(array_api_compat.to_device(x, device), dtype))
+        else:
+            out.append(_from_host(xp, x, name, dtype, device))
+    # a 1-D array is one row (as in numerics.population)
+    out = [xp.reshape(x, (1, x.shape[0])) if x.ndim == 1 else x for x in out]
+    _check_shapes(*out)
+    _check_values(xp, *out)
+    return xp, out[0], out[1]
+
+
+def _from_host(xp, x, name: str, dtype, device):
+    """A list or NumPy array as an array of ``xp`` (checked for what NumPy's conversion would hide)."""
+    from .validation import real_array
+
+    return xp.asarray(real_array(x, name), dtype=dtype, device=device)
+
+
+def _check_shapes(W, W_star) -> None:
+    for x, name in ((W, "W"), (W_star, "W_star")):
+        if x.ndim < 2 or x.shape[-2] < 1 or x.shape[-1] < 2:
+            raise ValueError(f"{name} must have shape (..., rows >= 1, d >= 2); got {tuple(x.shape)}")
+    if W.shape[-1] != W_star.shape[-1]:
+        raise ValueError(f"W has d = {W.shape[-1]} but W_star has d = {W_star.shape[-1]}")
+
+
+def _check_values(xp, W, W_star) -> None:
+    """Finite entries and non-zero rows (one host check each)."""
+    for x, name in ((W, "W"), (W_star, "W_star")):
+        if not bool(xp.all(xp.isfinite(x))):
+            raise ValueError(f"{name} has a non-finite entry (inf or NaN)")
+        if bool(xp.any(xp.all(x == 0, axis=-1))):
+            raise ValueError(f"{name} has a zero row: a ReLU unit with zero weights has no direction "
+                             "(its angle to every other row is undefined)")
+
+
+def _host(x) -> list:
+    """The values of ``x`` as nested Python lists (under ``torch.func`` transforms too)."""
+    if hasattr(x, "detach"):
+        return x.detach().tolist()
+    import numpy as np
+
+    try:
+        return np.asarray(x).tolist()
+    except (TypeError, ValueError, RuntimeError):  # e.g. array-api-strict, which refuses __array__
+        return np.from_dlpack(x).tolist()
+
+
+def _nonzero(x) -> list:
+    """Index tuples (batch index first) where the boolean array ``x`` is true, read on the host."""
+    import numpy as np
+
+    return [tuple(int(i) for i in idx) for idx in np.argwhere(np.array(_host(x), dtype=bool).reshape(x.shape))]
+
+
+# ----------------------------------------------------------------------------- pair functions
+@lru_cache(maxsize=None)
+def _pair_functions(name: str, xp) -> tuple:
+    """The generated ``closed_sc``, ``near_zero``, ``near_pi`` of pair ``name`` with ``cos``, ``sin``,
+    ``tan`` bound to ``xp``'s (the same code objects NumPy runs)."""
+    pf = pair_function(name)
+    env = {"__builtins__": builtins, "pi": math.pi, "cos": xp.cos, "sin": xp.sin, "tan": xp.tan}
+    return tuple(types.FunctionType(f.__code__, env, f.__name__) for f in (pf.closed_sc, pf.near_zero, pf.near_pi))
+
+
+def _values(xp, name: str, na, nb, geo):
+    """Pair expression ``name`` at every pair of ``geo`` (``na``, ``nb``: its norm arrays)."""
+    pf = pair_function(name)
+    shape = geo.theta.shape
+    if pf.is_zero:
+        return xp.zeros(shape, dtype=geo.theta.dtype, device=_device(geo.theta))
+    closed, near_zero, near_pi = _pair_functions(name, xp)
+    lo = geo.theta < SWITCH
+    hi = (geo.psi < SWITCH) & ~lo
+    mid = ~(lo | hi)
+    one = xp.ones_like(geo.theta)
+    # every branch sees safe angles where it is not selected: no inf/NaN, no NaN derivative
+    out = _broadcast(xp, closed(na, nb, xp.where(mid, geo.theta, xp_geometry.HALF_PI * one),
+                                xp.where(mid, geo.sin, one), xp.where(mid, geo.cos, 0 * one)), shape, one)
+    if bool(xp.any(lo)):
+        out = xp.where(lo, _broadcast(xp, near_zero(na, nb, xp.where(lo, geo.theta, SWITCH * one)), shape, one), out)
+    if bool(xp.any(hi)):
+        out = xp.where(hi, _broadcast(xp, near_pi(na, nb, xp.where(hi, geo.psi, SWITCH * one)), shape, one), out)
+    return out
+
+
+def _broadcast(xp, value, shape, like=None):
+    """``value`` (an array, or a Python number where the expression is a constant) as an array of ``shape``."""
+    if not hasattr(value, "shape"):
+        return xp.full(shape, float(value), dtype=like.dtype, device=_device(like))
+    return xp.broadcast_to(value, shape) if tuple(value.shape) != tuple(shape) else value
+
+
+def _device(x):
+    import array_api_compat
+
+    return array_api_compat.device(x)
+
+
+# ----------------------------------------------------------------------------- matching near the teacher
+def _matched(xp, theta_st, norms_w, norms_s) -> list:
+    """``[(batch index, j, t)]``: per instance, the greedy one-to-one matching of students to teachers
+    within ``SWITCH`` radians, closest angle first, ties to the smaller relative gap of norms, then
+    the lower ``j``, ``t`` (:func:`numerics.population._match_candidates`'s rule)."""
+    near = _nonzero(theta_st < SWITCH)
+    if not near:
+        return []
+    th, nw, ns = _host(theta_st), _host(xp.broadcast_to(norms_w, theta_st.shape[:-1])), _host(
+        xp.broadcast_to(norms_s, theta_st.shape[:-2] + theta_st.shape[-1:]))
+    by_instance = {}
+    for idx in near:
+        b, j, t = idx[:-2], idx[-2], idx[-1]
+        gap = abs(_at(nw, b + (j,)) - _at(ns, b + (t,))) / _at(ns, b + (t,))
+        by_instance.setdefault(b, []).append((_at(th, idx), gap, j, t))
+    out = []
+    for b, cands in by_instance.items():
+        used_s, used_t = set(), set()
+        for _, _, j, t in sorted(cands):
+            if j not in used_s and t not in used_t:
+                used_s.add(j)
+                used_t.add(t)
+                out.append((b, j, t))
+    return out
+
+
+def _at(nested, idx):
+    for i in idx:
+        nested = nested[i]
+    return nested
+
+
+def _mask(xp, shape, positions, like):
+    """A boolean array of ``shape`` that is true at ``positions`` (index tuples), on ``like``'s device."""
+    import numpy as np
+
+    m = np.zeros(shape, dtype=bool)
+    for p in positions:
+        m[p] = True
+    return xp.asarray(m, device=_device(like))
+
+
+# ----------------------------------------------------------------------------- loss
+def loss(W, W_star, part: str):
+    """Population loss ``L``, ``J`` or ``H`` (:func:`numerics.loss`): an array of the batch shape (0-d for
+    one instance) in the caller's namespace, dtype and device; differentiable."""
+    check_part(part)
+    xp, W, W_star = _operands(W, W_star)
+    if part == "H":
+        return _loss(xp, W, W_star, "L") + _loss(xp, W, W_star, "J")
+    return _loss(xp, W, W_star, part)
+
+
+def _loss(xp, W, W_star, part):
+    spec = generated().OBJECTS[("loss", part)]
+    W, W_star = _broadcast_batch(xp, W, W_star)
+    K, Ks = W.shape[-2], W_star.shape[-2]
+    Z = xp.concat([W, W_star], axis=-2)
+    geo = xp_geometry.pairs(xp, Z, Z)
+    signs = xp.concat([xp.ones(K, dtype=Z.dtype, device=_device(Z)), -xp.ones(Ks, dtype=Z.dtype, device=_device(Z))])
+    terms = 0.5 * signs[:, None] * signs[None, :] * _values(xp, spec["f"], geo.na, geo.nb, geo)
+    n = geo.na[..., 0]
+    eye = xp.eye(K + Ks, dtype=xp.bool, device=_device(Z))
+    terms = xp.where(eye, (0.5 * spec["self_coef"] * n * n)[..., None], terms)
+    matched = _matched(xp, geo.theta[..., :K, K:], n[..., :K], n[..., K:])
+    if matched:
+        terms = _matched_loss_terms(xp, spec, terms, Z, geo, matched, K)
+    return xp.sum(terms, axis=(-2, -1))
+
+
+def _matched_loss_terms(xp, spec, terms, Z, geo, matched, K):
+    """``terms`` with, for each matched pair ``(j, p)``, its diagonal and cross terms replaced by
+    ``(|z_j| - |z_p|)^2 / 4 + rest`` (in the ``[j, p]`` entry): no cancellation near the teacher."""
+    batch = terms.shape[:-2]
+    at_jp = _mask(xp, terms.shape, [b + (j, K + t) for b, j, t in matched], terms)
+    zeroed = _mask(xp, terms.shape, [b + q for b, j, t in matched
+                                     for q in ((j, j), (K + t, K + t), (K + t, j))], terms)
+    # |z_j| - |z_p| = (z_j - z_p).(z_j + z_p) / (|z_j| + |z_p|), for every student-teacher pair
+    Wb, Sb = Z[..., :K, None, :], Z[..., None, K:, :]
+    n_w, n_s = geo.na[..., :K, :], geo.nb[..., :, K:]
+    dn = xp.sum((Wb - Sb) * (Wb + Sb), axis=-1) / (n_w + n_s)
+    sub = _SubGeometry(geo, slice(0, K), slice(K, None))
+    rest = _values(xp, spec["rest"], n_w, n_s, sub)
+    rewrite = dn * dn / 4 + rest
+    full = xp.concat([xp.zeros(batch + (K, K), dtype=terms.dtype, device=_device(terms)), rewrite], axis=-1)
+    full = xp.concat([full, xp.zeros(batch + (terms.shape[-2] - K, terms.shape[-1]), dtype=terms.dtype,
+                                      device=_device(terms))], axis=-2)
+    terms = xp.where(zeroed, 0 * terms, terms)
+    return xp.where(at_jp, full, terms)
+
+
+class _SubGeometry:
+    """The pairs ``[rows, cols]`` of a geometry (only what :func:`_values` reads)."""
+
+    def __init__(self, geo, rows, cols):
+        for name in ("theta", "psi", "sin", "cos"):
+            setattr(self, name, getattr(geo, name)[..., rows, cols])
+
+
+def _broadcast_batch(xp, W, W_star):
+    """``W``, ``W_star`` with their batch shapes broadcast to one."""
+    batch = _batch_shape(W.shape[:-2], W_star.shape[:-2])
+    return (xp.broadcast_to(W, batch + tuple(W.shape[-2:])), xp.broadcast_to(W_star, batch + tuple(W_star.shape[-2:])))
+
+
+def _batch_shape(a, b) -> tuple:
+    import numpy as np
+
+    try:
+        return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
+    except ValueError:
+        raise ValueError(f"the batch shapes of W {tuple(a)} and W_star {tuple(b)} do not broadcast") from None
+
+
+# ----------------------------------------------------------------------------- gradient
+def gradient(W, W_star, part: str, field: str):
+    """Gradient field ``(..., K, d)`` (:func:`numerics.gradient`) in the caller's namespace.
+
+    Row ``j``: ``half w_j + sum_q s_q (alpha_jq w_j/|w_j| + beta_jq z_q/|z_q|)`` with the mean-field
+    coefficients; ``field="true"`` adds the boundary term ``sum_q s_q c_jq e2_jq`` of the indicators
+    (``J``, ``H``), and refuses configurations with two exactly (anti-)parallel rows, where it does not exist.
+    """
+    check_part(part)
+    check_field(field, GRADIENT_FIELDS, "gradient")
+    xp, W, W_star = _operands(W, W_star)
+    W, W_star = _broadcast_batch(xp, W, W_star)
+    parts = ("L", "J") if part == "H" else (part,)
+    out = None
+    for p in parts:
+        g = _gradient(xp, W, W_star, p, field, part)
+        out = g if out is None else out + g
+    return out
+
+
+def _gradient(xp, W, W_star, part, field, asked):
+    spec = generated().OBJECTS[("field", part, field)]
+    smooth = generated().OBJECTS[spec["twin"]] if spec["twin"] is not None else spec
+    K, Ks = W.shape[-2], W_star.shape[-2]
+    Z = xp.concat([W, W_star], axis=-2)
+    geo = xp_geometry.pairs(xp, W, Z)
+    signs = xp.concat([xp.ones(K, dtype=Z.dtype, device=_device(Z)), -xp.ones(Ks, dtype=Z.dtype, device=_device(Z))])
+    self_pair = xp.concat([xp.eye(K, dtype=xp.bool, device=_device(Z)),
+                           xp.zeros((K, Ks), dtype=xp.bool, device=_device(Z))], axis=-1)
+    if spec["twin"] is not None:
+        _refuse_kinks(xp, geo, self_pair, f"true gradient of {'H (its J part)' if asked == 'H' else part}")
+    safe = _without_self_pairs(xp, geo, self_pair)
+    alpha = _values(xp, smooth["alpha"], safe.na, safe.nb, safe)
+    beta = _values(xp, smooth["beta"], safe.na, safe.nb, safe)
+    boundary = None if spec["boundary"] is None else _values(xp, spec["boundary"], safe.na, safe.nb, safe)
+    matched = _matched(xp, geo.theta[..., :, K:], geo.na[..., 0], geo.nb[..., 0, K:])
+    at = _mask(xp, geo.theta.shape, [b + (j, K + t) for b, j, t in matched], geo.theta)
+    if matched:  # the pair's own term, rewritten: rho (its "- half w*_t" is formed with half w_j below)
+        alpha = xp.where(at, -_values(xp, smooth["rho_alpha"], safe.na, safe.nb, safe), alpha)
+        beta = xp.where(at, -_values(xp, smooth["rho_beta"], safe.na, safe.nb, safe), beta)
+    keep = ~self_pair
+    sa = xp.where(keep, signs * alpha, 0 * alpha)
+    sb = xp.where(keep, signs * beta, 0 * beta)
+    unit_z = Z / xp.sqrt(xp.sum(Z * Z, axis=-1))[..., None]
+    out = xp.sum(sa, axis=-1)[..., None] * geo.ua[..., 0, :] + sb @ unit_z
+    out = out + smooth["half"] * _leading_term(xp, W, W_star, matched)
+    if boundary is not None:
+        e2 = xp_geometry.plane_directions(xp, geo, self_pair)
+        sc = xp.where(keep, signs * boundary, 0 * boundary)
+        out = out + xp.sum(sc[..., None] * e2, axis=-2)
+    return out
+
+
+def _leading_term(xp, W, W_star, matched):
+    """``w_j``, or ``w_j - w*_t`` (formed as a difference) for a student matched to teacher ``t``."""
+    if not matched:
+        return W
+    import numpy as np
+
+    shape = W.shape[:-1]
+    pick = np.full(shape, -1)
+    for b, j, t in matched:
+        pick[b + (j,)] = t
+    Ks = W_star.shape[-2]
+    # one-hot selection of the matched teacher row (zero rows for unmatched students)
+    onehot = np.zeros(shape + (Ks,))
+    for idx in np.argwhere(pick >= 0):
+        onehot[tuple(idx) + (pick[tuple(idx)],)] = 1.0
+    sel = xp.asarray(onehot, dtype=W.dtype, device=_device(W))
+    return W - sel @ W_star
+
+
+def _without_self_pairs(xp, geo, self_pair):
+    """``geo`` with the self pairs moved to a right angle (their terms are dropped; a safe point for every
+    branch and every derivative)."""
+    one = xp.ones_like(geo.theta)
+    half_pi = xp_geometry.HALF_PI * one
+    fields = {"theta": half_pi, "psi": half_pi, "sin": one, "cos": 0 * one}
+    out = _SubGeometry(geo, slice(None), slice(None))
+    for name, value in fields.items():
+        setattr(out, name, xp.where(self_pair, value, getattr(geo, name)))
+    out.na, out.nb = geo.na, geo.nb
+    return out
+
+
+def _refuse_kinks(xp, geo, excluded, what: str) -> None:
+    """``ValueError`` where two rows other than the ``excluded`` pairs are exactly (anti-)parallel."""
+    hit = _nonzero(((geo.theta == 0) | (geo.psi == 0)) & ~excluded)
+    if hit:
+        idx = hit[0]
+        K = geo.theta.shape[-2]
+        j, q = idx[-2], idx[-1]
+        other = f"W[{q}]" if q < K else f"W_star[{q - K}]"
+        kind = "parallel" if bool(geo.theta[idx] == 0) else "anti-parallel"
+        raise ValueError(f"the {what} does not exist here: W[{j}] and {other} are exactly {kind}, where the "
+                         "population J has a kink (docs/theory.md, section 6). The mean-field gradient exists.")
+
+
+# ----------------------------------------------------------------------------- Hessian
+def hessian(W, W_star, part: str, field: str):
+    """Hessian-type matrix ``(..., K d, K d)`` (:func:`numerics.hessian`), index ``i d + k``, in the caller's
+    namespace: ``"true"`` (of the loss), ``"mean"`` (Jacobian of the mean field), ``"autograd"``."""
+    check_part(part)
+    check_field(field, HESSIAN_FIELDS, "Hessian")
+    xp, W, W_star = _operands(W, W_star)
+    W, W_star = _broadcast_batch(xp, W, W_star)
+    if part == "H":
+        return _hessian(xp, W, W_star, "L", field, "H") + _hessian(xp, W, W_star, "J", field, "H (its J part)")
+    return _hessian(xp, W, W_star, part, field, part)
+
+
+def _hessian(xp, W, W_star, part, field, asked):
+    spec = generated().OBJECTS[("hessian", part, field)]
+    K, Ks, d = W.shape[-2], W_star.shape[-2], W.shape[-1]
+    batch = W.shape[:-2]
+    Z = xp.concat([W, W_star], axis=-2)
+    geo = xp_geometry.pairs(xp, W, Z)
+    dev = _device(Z)
+    signs = xp.concat([xp.ones(K, dtype=Z.dtype, device=dev), -xp.ones(Ks, dtype=Z.dtype, device=dev)])
+    self_pair = xp.concat([xp.eye(K, dtype=xp.bool, device=dev), xp.zeros((K, Ks), dtype=xp.bool, device=dev)], axis=-1)
+    what = {"true": f"true Hessian of {asked}", "mean": f"Jacobian of the mean field of {asked}",
+            "autograd": f"expected autograd Hessian of {asked}"}[field]
+    safe = _without_self_pairs(xp, geo, self_pair)
+    e1 = geo.ua[..., 0, :]  # (..., K, d)
+    e2 = xp_geometry.plane_directions(xp, geo, self_pair | (geo.theta == 0) | (geo.psi == 0))
+    eye = xp.eye(d, dtype=Z.dtype, device=dev)
+    out = xp.zeros(batch + (K, d, K, d), dtype=Z.dtype, device=dev)
+    if K > 1:
+        students = xp.concat([~xp.eye(K, dtype=xp.bool, device=dev), xp.zeros((K, Ks), dtype=xp.bool, device=dev)],
+                             axis=-1)
+        if not (spec["off"]["exists_parallel"] and spec["off"]["exists_antiparallel"]):
+            _refuse_kinks(xp, geo, ~students, what)
+        coef = [xp.where(students, c, 0 * c)[..., :K]
+                for c in _coefficients(xp, spec["off"], safe, d)]
+        blocks = _blocks(xp, coef, e1, e2[..., :, :K, :], eye)  # (..., j, l, a, b)
+        out = out + xp.permute_dims(blocks, tuple(range(len(batch))) + tuple(len(batch) + i for i in (0, 2, 1, 3)))
+    diag = spec["self_s"] * xp.broadcast_to(eye, batch + (K, d, d))
+    if spec["diag"] is not None:
+        if not (spec["diag"]["exists_parallel"] and spec["diag"]["exists_antiparallel"]):
+            _refuse_kinks(xp, geo, self_pair, what)
+        coef = [xp.where(self_pair, 0 * c, c * signs) for c in _coefficients(xp, spec["diag"], safe, d)]
+        diag = diag + xp.sum(_blocks(xp, coef, e1, e2, eye), axis=-3)
+    # the diagonal blocks (j, j): a one-hot over (j, l) places them
+    place = xp.eye(K, dtype=Z.dtype, device=dev)
+    out = out + place[:, None, :, None] * diag[..., :, :, None, :]
+    return xp.reshape(out, batch + (K * d, K * d))
+
+
+def _coefficients(xp, matrix_spec: dict, geo, d: int) -> list:
+    """The coefficients ``(B11, B12, B21, B22, s)`` of a pair matrix at every pair (``d = 2``: the four
+    in-plane ones, ``s`` folded in)."""
+    names = matrix_spec["coef_plane"] if d == 2 else matrix_spec["coef"]
+    return [_values(xp, name, geo.na, geo.nb, geo) for name in names]
+
+
+def _blocks(xp, coef, e1, e2, eye):
+    """``B11 e1 e1^T + B12 e1 e2^T + B21 e2 e1^T + B22 e2 e2^T (+ s I)`` at every pair: ``(..., m, n, d, d)``."""
+    B11, B12, B21, B22 = (c[..., None, None] for c in coef[:4])
+    a = e1[..., :, None, :, None]  # e1 of the row j, as a column
+    aT = e1[..., :, None, None, :]
+    b = e2[..., :, :, :, None]
+    bT = e2[..., :, :, None, :]
+    out = B11 * (a * aT) + B12 * (a * bT) + B21 * (b * aT) + B22 * (b * bT)
+    if len(coef) == 5:
+        out = out + coef[4][..., None, None] * eye
+    return out
