@@ -4,6 +4,8 @@
 
 B = 1024 instances, K = K* = d = 10, NumPy on CPU, ``gradient(., ., "H", "mean")`` and ``("L", "mean")``;
 the two are timed on the same inputs, interleaved (batch, loop, batch, loop, ...), medians reported.
+Also, for the record, the same batch as torch tensors on the CPU (``numerics.backend``, float64 and
+float32): instance-gradients per second (no target; the GPU figures come from ``benchmarks/gpu.py``).
 Writes reports/performance_batched.json and .md.  Never part of the test suite.
 """
 from __future__ import annotations
@@ -50,11 +52,13 @@ def main() -> None:
         rows.append({"part": part, "field": "mean", "batch_s": mb, "loop_s": ml,
                      "batch_us_per_instance": mb / B * 1e6, "loop_us_per_instance": ml / B * 1e6,
                      "speedup": ml / mb, "bit_identical": same, "batch_times_s": tb, "loop_times_s": tl})
+    torch_rows = _torch_rows(W, Ws, args.repeats)
     machine = {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
                "python": platform.python_version(), "numpy": np.__version__}
     met = all(r["speedup"] >= TARGET for r in rows)
     result = {"B": B, "K": K, "K_star": KS, "d": D, "repeats": args.repeats, "target_speedup": TARGET,
-              "target_met": met, "machine": machine, "results": rows}
+              "target_met": met, "machine": machine, "results": rows,
+              "torch_cpu": torch_rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "performance_batched.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -69,11 +73,34 @@ def main() -> None:
         md.append(f"| gradient({r['part']}, {r['field']}) | {r['batch_s'] * 1e3:.2f} | {r['loop_s'] * 1e3:.1f} | "
                   f"{r['batch_us_per_instance']:.1f} / {r['loop_us_per_instance']:.1f} | "
                   f"{r['speedup']:.1f}x | {'yes' if r['bit_identical'] else 'NO'} |")
+    md += ["", "The same batch as torch tensors on the CPU (`numerics.backend`, torch "
+           f"{torch_rows[0]['torch']}, {torch_rows[0]['threads']} threads; no target):", "",
+           "| call | dtype | instance-gradients/s |", "|---|---|---|"]
+    md += [f"| gradient(H, {r['field']}) | {r['dtype']} | {r['instance_gradients_per_s']:.3g} |" for r in torch_rows]
     md += ["", f"Target: a speed-up of at least {TARGET:.0f}x per instance. "
            + ("**Met** for both calls." if met else
               "**Not met**: the measured speed-ups are " + ", ".join(f"{r['speedup']:.1f}x" for r in rows) + "."), ""]
     (out / "performance_batched.md").write_text("\n".join(md))
     print("\n".join(md))
+
+
+def _torch_rows(W, Ws, repeats: int) -> list:
+    """Instance-gradients per second of the batch as CPU tensors (median of ``repeats``)."""
+    import torch
+
+    rows = []
+    for dtype in (torch.float64, torch.float32):
+        Wt, St = torch.tensor(W, dtype=dtype), torch.tensor(Ws, dtype=dtype)
+        for field in ("mean", "true"):
+            numerics.gradient(Wt, St, "H", field)  # warm-up
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                numerics.gradient(Wt, St, "H", field)
+                times.append(time.perf_counter() - t0)
+            rows.append({"field": field, "dtype": str(dtype).replace("torch.", ""), "torch": torch.__version__,
+                         "threads": torch.get_num_threads(), "instance_gradients_per_s": len(W) / statistics.median(times)})
+    return rows
 
 
 if __name__ == "__main__":

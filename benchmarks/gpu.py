@@ -16,7 +16,10 @@ What it measures, all on one device in one run:
 3. throughput (d = 100, K = K* = 10, plain, float64 and float32) against a bare loop that only
    draws the same Gaussians and does the two matrix products, chunks of the same size;
 4. one run of 10^9 samples (float64, d = 100, K = K* = 10, plain) with the peak device memory,
-   if the measured throughput projects it under ``--max-seconds``; its z-scores too.
+   if the measured throughput projects it under ``--max-seconds``; its z-scores too;
+5. the batched population gradient on the device (``numerics.gradient`` of tensors,
+   :mod:`numerics.backend`): instance-gradients per second at K = K* = d = 10, float64 and
+   float32, with the largest deviation from the NumPy reference.
 Never part of the test suite.
 """
 from __future__ import annotations
@@ -141,6 +144,23 @@ def billion(dev, n: int, samples_per_s: float, max_seconds: float) -> dict:
     return out
 
 
+def population_gradients(dev, B: int, dtype, repeats: int = 5) -> dict:
+    """Instance-gradients per second of ``numerics.gradient(W, W*, "H", field)`` on ``B`` instances at
+    K = K* = d = 10 on the device, and the largest deviation (relative to the largest entry) from the
+    NumPy reference on the first 16 instances."""
+    rng = np.random.default_rng(2024)
+    W, Ws = rng.standard_normal((B, 10, 10)), rng.standard_normal((B, 10, 10))
+    Wt, St = (torch.tensor(a, dtype=dtype, device=dev) for a in (W, Ws))
+    out = {"dtype": str(dtype).replace("torch.", ""), "B": B, "K": 10, "K_star": 10, "d": 10}
+    for field in ("mean", "true"):
+        got = numerics.gradient(Wt, St, "H", field)  # warm-up, and the values compared below
+        ref = numerics.gradient(W[:16], Ws[:16], "H", field)
+        out[f"{field}_max_rel_deviation"] = float(np.abs(got[:16].double().cpu().numpy() - ref).max() / np.abs(ref).max())
+        t = _timed(lambda: numerics.gradient(Wt, St, "H", field), dev, repeats)
+        out[f"{field}_instance_gradients_per_s"] = B / t
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -162,6 +182,9 @@ def main(argv=None) -> int:
     res["billion"] = billion(dev, 2_000_000 if args.quick else 1_000_000_000,
                              res["throughput"][0]["engine_samples_per_s"], args.max_seconds)
     print(json.dumps(res["billion"]), flush=True)
+    B = 256 if args.quick else 16384
+    res["population_gradients"] = [population_gradients(dev, B, torch.float64), population_gradients(dev, B, torch.float32)]
+    print(json.dumps(res["population_gradients"]), flush=True)
     res["wall_time_s"] = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = args.out / "performance_gpu.json.tmp"

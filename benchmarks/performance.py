@@ -30,6 +30,9 @@ from numerics.tian import tian_gradient_vectorised  # noqa: E402
 from verify.report import versions, write_atomic  # noqa: E402
 
 
+MC_TARGET_CPU = 0.6  # Monte-Carlo throughput / the bare randn + matmul loop, CPU
+MC_TARGET_GPU = 0.5  # the same on a GPU
+MATMUL_TARGET = 1.5  # closed-form gradient / the four matrix products, K = K* = 200, d = 1000
 _COLD_IMPORT = "import numpy"
 _COLD_FIRST_CALLS = ("import numpy as np, numerics; W = np.random.default_rng(0).standard_normal((3, 5)); "
                      "Ws = np.random.default_rng(1).standard_normal((2, 5)); numerics.loss(W, Ws, 'H'); "
@@ -107,7 +110,7 @@ def mc_throughput(n: int, repeats: int) -> dict:
     bare()  # warm-up
     t_engine, t_bare = _median_time(engine, repeats), _median_time(bare, repeats)
     return {"n": n, "d": d, "K": K, "K_star": K, "chunk": chunk, "engine_samples_per_s": n / t_engine,
-            "bare_samples_per_s": n / t_bare, "ratio": t_bare / t_engine, "target": 0.5}
+            "bare_samples_per_s": n / t_bare, "ratio": t_bare / t_engine, "target": MC_TARGET_CPU}
 
 
 def subspace_vs_plain(pilot: int) -> dict:
@@ -236,7 +239,7 @@ def closed_form_gradient(repeats: int) -> dict:
             "fastest_seconds": fastest, "speedup_vs_tian_fastest": fastest["tian"] / fastest["ours"],
             "ratio_to_matmuls_fastest": fastest["ours"] / fastest["mm"],
             "ratio_to_matmuls_H_fastest": fastest["ours_h"] / fastest["mm"],
-            "max_abs_difference": err, "target_speedup": 50, "target_ratio_to_matmuls": 2,
+            "max_abs_difference": err, "target_speedup": 50, "target_ratio_to_matmuls": MATMUL_TARGET,
             "blas_threads": _blas_threads()}
 
 
@@ -334,13 +337,20 @@ def _gpu_lines(out: Path) -> list:
                      f"= {a[m]['max_abs_z']:.2f} ≤ {a[m]['bonferroni_threshold']:.2f} over {a[m]['entries']} entries: "
                      f"{'pass' if a[m]['passed'] else '**fail**'}; a rerun with the same seed is "
                      f"{'bit-identical' if a[m]['bit_identical_rerun'] else '**not** bit-identical'} |")
+    for g in r.get("population_gradients", []):
+        lines.append(f"| Batched population gradient of H (`numerics.gradient` of tensors), B = {g['B']}, K = K* = d = 10, "
+                     f"{g['dtype']} | mean field {g['mean_instance_gradients_per_s']:.3g}, true gradient "
+                     f"{g['true_instance_gradients_per_s']:.3g} instance-gradients/s; deviation from the NumPy reference "
+                     f"≤ {max(g['mean_max_rel_deviation'], g['true_max_rel_deviation']):.1e} of the largest entry |")
     worst = max(a["per_sample_autograd_vs_closed_max_abs"].values())
     lines += [f"| Per-sample gradients on the GPU: autograd through ∇ₓg against the closed expression | max abs "
               f"difference {worst:.1e} over 2000 samples (L, J, H) |",
               f"| `tests/test_mc.py` with the GPU as default device | {r['pytest_tests_mc_on_device']['result']} |",
               "", "The MC engine's ratio to the bare loop is lower on the GPU than on the CPU: there the bare loop is "
               "two matrix products that the GPU does at memory speed, while the engine's elementwise statistics "
-              "(indicators, squares, the running sums) are separate kernels. The ≥ 0.5 target is the CPU's.",
+              "(indicators, squares, the running sums) are separate kernels. Target on a GPU: ≥ "
+              f"{MC_TARGET_GPU} of its bare loop, "
+              f"{'met' if min(t64['ratio'], t32['ratio']) >= MC_TARGET_GPU else '**not met**'} on this card.",
               "", "Every number is in [`performance_gpu.json`](performance_gpu.json)."]
     return lines
 
@@ -385,7 +395,7 @@ def main(argv=None) -> int:
         "| benchmark | measured | target | |", "|---|---|---|---|",
         f"| Monte-Carlo throughput against a bare loop (randn + the two matmuls), d = 100, K = K* = 10, float64, CPU "
         f"| {m['engine_samples_per_s']:.3g} vs {m['bare_samples_per_s']:.3g} samples/s: ratio **{m['ratio']:.2f}** "
-        f"| ≥ 0.6 | {ok(m['ratio'] >= 0.6)} |",
+        f"| ≥ {MC_TARGET_CPU} | {ok(m['ratio'] >= MC_TARGET_CPU)} |",
         f"| Time to standard error 1e-3 × (RMS of the row) on every mean-field entry (L, J, H), d = 1000, "
         f"K = K* = 10: plain against subspace | {s['plain']['projected_seconds_row_scale']:.3g} s vs "
         f"{s['subspace']['projected_seconds_row_scale']:.3g} s: **{s['speedup_row_scale']:.0f}×** | ≥ 20× "
@@ -398,10 +408,10 @@ def main(argv=None) -> int:
         f"**{g['speedup_vs_tian']:.0f}×** | ≥ 50× | {ok(g['speedup_vs_tian'] >= 50)} |",
         f"| Same, against the four matrix products it cannot avoid (W Wᵀ, W W*ᵀ, two (K×K)(K×d)) "
         f"| {g['seconds_closed_form'] * 1e3:.1f} ms vs {g['seconds_four_matmuls'] * 1e3:.1f} ms: "
-        f"**{g['ratio_to_matmuls']:.2f}×** | ≤ 1.5× | {ok(g['ratio_to_matmuls'] <= 1.5)} |",
+        f"**{g['ratio_to_matmuls']:.2f}×** | ≤ {MATMUL_TARGET}× | {ok(g['ratio_to_matmuls'] <= MATMUL_TARGET)} |",
         f"| Same for the mean field of H (L and J from one geometry) "
         f"| {g['seconds_closed_form_H'] * 1e3:.1f} ms vs {g['seconds_four_matmuls'] * 1e3:.1f} ms: "
-        f"**{g['ratio_to_matmuls_H']:.2f}×** | ≤ 1.5× | {ok(g['ratio_to_matmuls_H'] <= 1.5)} |",
+        f"**{g['ratio_to_matmuls_H']:.2f}×** | ≤ {MATMUL_TARGET}× | {ok(g['ratio_to_matmuls_H'] <= MATMUL_TARGET)} |",
         f"| Fresh process to the first loss, gradient and Hessian (`import numerics` included) against "
         f"`python -c \"import numpy\"` | {cs['seconds_first_calls']:.2f} s vs {cs['seconds_import_numpy']:.2f} s: "
         f"**{cs['ratio']:.2f}×** | ≤ 4× | {ok(cs['ratio'] <= 4)} |",
