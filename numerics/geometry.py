@@ -186,24 +186,32 @@ def _plane_directions_2d(A: np.ndarray, B: np.ndarray, ah: np.ndarray) -> np.nda
 def paired_plane_directions(A: np.ndarray, B: np.ndarray, theta: np.ndarray, psi: np.ndarray) -> np.ndarray:
     """``e2`` of the row pairs ``(A[i], B[i])`` with angles ``theta``, ``psi = pi - theta``: the formula
     of :func:`plane_directions` for aligned rows instead of every pair (zero for exactly
-    (anti-)parallel rows in d >= 3)."""
-    ah = A / np.linalg.norm(A, axis=1, keepdims=True)
+    (anti-)parallel rows in d >= 3), with ``b^ -+ a^`` formed from the rows' own difference and sum:
+    ``b^ - a^ = (D - a^ (|b| - |a|)) / |b|`` with ``D = b - a`` and ``|b| - |a| = D.(b + a) / (|a| + |b|)``
+    (likewise ``b^ + a^``).  Next to a teacher row (the pairs this is called for) the direction is then
+    accurate to a few ulps, where unit vectors subtracted would lose ``~eps / theta``."""
+    na = np.linalg.norm(A, axis=1, keepdims=True)
+    ah = A / na
     if A.shape[1] == 2:
         return np.stack([_plane_directions_2d(A[i:i + 1], B[i:i + 1], ah[i:i + 1])[0, 0] for i in range(len(A))])
-    bh = B / np.linalg.norm(B, axis=1, keepdims=True)
-    return _unit_orthogonal(ah, bh, theta, psi, (theta == 0) | (psi == 0))
+    nb = np.linalg.norm(B, axis=1, keepdims=True)
+    D, S = B - A, B + A
+    dn = np.einsum("ij,ij->i", D, S)[:, None] / (na + nb)
+    return _unit_orthogonal(ah, B / nb, theta, psi, (theta == 0) | (psi == 0),
+                            diff=(D - ah * dn) / nb, summ=(S + ah * dn) / nb)
 
 
 def _unit_orthogonal(ah: np.ndarray, bh: np.ndarray, theta: np.ndarray, psi: np.ndarray,
-                     degenerate: np.ndarray) -> np.ndarray:
+                     degenerate: np.ndarray, diff=None, summ=None) -> np.ndarray:
     """The unit vector of ``bh`` orthogonal to ``ah`` (unit vectors broadcasting to ``(..., d)``, angles
     ``(...)``): ``(b^ - a^) + 2 sin^2(theta/2) a^`` (or the anti-parallel analogue) without
     cancellation, re-orthogonalised against ``a^`` once; zero where ``degenerate``."""
     small = (theta <= psi)[..., None]
     half_t = 2.0 * np.sin(theta / 2) ** 2
     half_p = 2.0 * np.sin(psi / 2) ** 2
-    u_small = (bh - ah) + half_t[..., None] * ah
-    u_large = (bh + ah) - half_p[..., None] * ah
+    # diff, summ: b^ - a^ and b^ + a^ when the caller has them more accurately than from unit vectors
+    u_small = ((bh - ah) if diff is None else diff) + half_t[..., None] * ah
+    u_large = ((bh + ah) if summ is None else summ) - half_p[..., None] * ah
     u = np.where(small, u_small, u_large)
     u = u - np.einsum("...k,...k->...", u, np.broadcast_to(ah, u.shape))[..., None] * ah
     norm = np.linalg.norm(u, axis=-1, keepdims=True)

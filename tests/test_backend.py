@@ -61,10 +61,10 @@ def cancellation_floor(name, W, Ws):
 
 
 def reference_rtol(W, Ws):
-    """``RTOL`` plus the conditioning of the NumPy reference's plane direction ``e2`` next to a kink:
-    it forms ``b^ - a^`` from unit vectors, which loses ``~eps / theta`` for the smallest angle
-    ``theta`` between two rows (the backend forms it from ``a - b``: see
-    ``test_the_boundary_direction_next_to_the_teacher_is_exact``); 64 eps / theta of it."""
+    """``RTOL`` plus the conditioning of the NumPy reference's Hessians next to a kink: their plane
+    directions ``e2`` are formed from unit vectors subtracted (``numerics.geometry.plane_directions``),
+    which loses ``~eps / theta`` for the smallest angle ``theta`` between two rows (the backend forms
+    them from ``a - b``, as the NumPy gradient's boundary term does); 64 eps / theta of it."""
     Z = np.vstack([W, Ws])
     U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
     off = ~np.eye(len(Z), dtype=bool)

@@ -407,3 +407,22 @@ def test_pair_geometry_angles(d, angle, seed):
     assert e_th <= 1e-12, (angle, e_th)
     assert e_ps <= 1e-12, (angle, e_ps)
     assert not geo.parallel[0, 0] and not geo.antiparallel[0, 0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("gap", [1e-6, 1e-9, 1e-12])
+def test_boundary_direction_next_to_the_teacher(seed, gap):
+    """The true field of J is the mean field plus a boundary term along e2, the unit vector of w* orthogonal
+    to w.  With the student ``gap`` from its teacher, the direction of that term, against 50-digit mpmath
+    from the same float inputs, is exact to 4 ulps of a unit vector (regression: e2 was formed from unit
+    vectors subtracted, which loses ``~eps / angle``: 1.1e-8 at a gap of 1e-9)."""
+    rng = np.random.default_rng(seed)
+    Ws = rng.standard_normal((1, 6))
+    W = Ws + gap * rng.standard_normal((1, 6))
+    with mpmath.workdps(50):
+        a, b = ([mpmath.mpf(float(x)) for x in row] for row in (W[0], Ws[0]))
+        along = sum(x * y for x, y in zip(a, b)) / sum(x * x for x in a)
+        u = [y - along * x for x, y in zip(a, b)]
+        e2 = np.array([float(x / mpmath.sqrt(sum(v * v for v in u))) for x in u])
+    step = (numerics.gradient(W, Ws, "J", "true") - numerics.gradient(W, Ws, "J", "mean"))[0]
+    assert np.abs(step / np.linalg.norm(step) + e2).max() <= 4 * np.finfo(float).eps  # the teacher's sign is -1
