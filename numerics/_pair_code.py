@@ -8,10 +8,152 @@ sympy.lambdify's, cse=True, modules='numpy'): ``closed`` (n_a, n_b, theta), ``ne
 about theta = 0), ``near_pi`` (its series in psi = pi - theta; arguments n_a, n_b, psi), ``closed_sc``
 (n_a, n_b, theta, S, C with S = sin(theta), C = cos(theta)), and the flags of theory.expansions.
 ``OBJECTS[key]``: the objects of numerics.population (keys ('loss', part), ('field', part, field),
-('hessian', part, field)), with pair functions as names in PAIRS; see theory.codegen.specification.
+('hessian', part, field)) and the arc kernels ('arc', q, signs) of the activation family, with pair
+functions as names in PAIRS; see theory.codegen.specification.
 """
 # flake8: noqa
 from numpy import cos, pi, sin, tan
+
+
+def arc_0_pm_f__closed(n_a, n_b, theta):
+    return (1/2)*theta/pi
+
+
+def arc_0_pm_f__near_zero(n_a, n_b, theta):
+    return (1/2)*theta/pi
+
+
+def arc_0_pm_f__near_pi(n_a, n_b, psi):
+    return -1/2*psi/pi + 1/2
+
+
+def arc_0_pm_f__closed_sc(n_a, n_b, theta, S, C):
+    return (1/2)*theta/pi
+
+
+def arc_1_pm_f__closed(n_a, n_b, theta):
+    return (1/2)*n_a*n_b*(-theta*cos(theta) + sin(theta))/pi
+
+
+def arc_1_pm_f__near_zero(n_a, n_b, theta):
+    x0 = n_a*n_b/pi
+    x1 = theta**2
+    return theta**3*((1/6)*x0 + x1*(-1/60*x0 + x1*((1/1680)*x0 + x1*(-1/90720*x0 + x1*((1/7983360)*x0 + x1*((1/186810624000)*x0*x1 - 1/1037836800*x0))))))
+
+
+def arc_1_pm_f__near_pi(n_a, n_b, psi):
+    x0 = n_a*n_b
+    x1 = x0/pi
+    return psi**2*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*((1/186810624000)*psi*x1 - 1/174356582400*x0) - 1/1037836800*x1) + (1/958003200)*x0) + (1/7983360)*x1) - 1/7257600*x0) - 1/90720*x1) + (1/80640)*x0) + (1/1680)*x1) - 1/1440*x0) - 1/60*x1) + (1/48)*x0) + (1/6)*x1) - 1/4*x0) + (1/2)*x0
+
+
+def arc_1_pm_f__closed_sc(n_a, n_b, theta, S, C):
+    return (1/2)*n_a*n_b*(-C*theta + S)/pi
+
+
+def arc_2_pm_f__closed(n_a, n_b, theta):
+    x0 = 2*theta
+    return n_a**2*n_b**2*((1/2)*theta*cos(x0) + theta - 3/4*sin(x0))/pi
+
+
+def arc_2_pm_f__near_zero(n_a, n_b, theta):
+    x0 = pi**(-1.0)
+    x1 = n_a**2
+    x2 = n_b**2
+    x3 = x0*x1*x2
+    x4 = theta**2
+    return theta**5*((2/15)*x3 + x4*(-8/315*x3 + x4*((2/945)*x3 + x4*(-16/155925*x3 + x4*((4/1216215)*x0*x1*x2 - 16/212837625*x3*x4)))))
+
+
+def arc_2_pm_f__near_pi(n_a, n_b, psi):
+    x0 = n_a**2*n_b**2
+    x1 = psi**2
+    x2 = x0/pi
+    return (3/2)*x0 + x1*(-x0 + x1*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*((16/212837625)*psi*x2 - 4/42567525*x0) - 4/1216215*x2) + (2/467775)*x0) + (16/155925)*x2) - 2/14175*x0) - 2/945*x2) + (1/315)*x0) + (8/315)*x2) - 2/45*x0) - 2/15*x2) + (1/3)*x0))
+
+
+def arc_2_pm_f__closed_sc(n_a, n_b, theta, S, C):
+    x0 = 2*theta
+    return n_a**2*n_b**2*((1/2)*theta*cos(x0) + theta - 3/4*sin(x0))/pi
+
+
+def arc_2_pp_f__closed(n_a, n_b, theta):
+    x0 = 2*theta
+    x1 = (1/2)*cos(x0)
+    return n_a**2*n_b**2*(-theta*x1 - theta + pi*x1 + (3/4)*sin(x0) + pi)/pi
+
+
+def arc_2_pp_f__near_zero(n_a, n_b, theta):
+    x0 = n_a**2*n_b**2
+    x1 = theta**2
+    x2 = x0/pi
+    return (3/2)*x0 + x1*(-x0 + x1*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*((16/212837625)*theta*x2 - 4/42567525*x0) - 4/1216215*x2) + (2/467775)*x0) + (16/155925)*x2) - 2/14175*x0) - 2/945*x2) + (1/315)*x0) + (8/315)*x2) - 2/45*x0) - 2/15*x2) + (1/3)*x0))
+
+
+def arc_2_pp_f__near_pi(n_a, n_b, psi):
+    x0 = pi**(-1.0)
+    x1 = n_a**2
+    x2 = n_b**2
+    x3 = x0*x1*x2
+    x4 = psi**2
+    return psi**5*((2/15)*x3 + x4*(-8/315*x3 + x4*((2/945)*x3 + x4*(-16/155925*x3 + x4*((4/1216215)*x0*x1*x2 - 16/212837625*x3*x4)))))
+
+
+def arc_2_pp_f__closed_sc(n_a, n_b, theta, S, C):
+    x0 = 2*theta
+    x1 = (1/2)*cos(x0)
+    return n_a**2*n_b**2*(-theta*x1 - theta + pi*x1 + (3/4)*sin(x0) + pi)/pi
+
+
+def arc_3_pm_f__closed(n_a, n_b, theta):
+    x0 = sin(theta)
+    x1 = theta*cos(theta)
+    return (1/2)*n_a**3*n_b**3*(-11*x0**3 + 6*x0**2*x1 + 15*x0 - 15*x1)/pi
+
+
+def arc_3_pm_f__near_zero(n_a, n_b, theta):
+    x0 = n_a**3*n_b**3/pi
+    x1 = theta**2
+    return theta**7*((6/35)*x0 + x1*(-1/21*x0 + x1*((47/7700)*x0 + x1*((39443/1513512000)*x0*x1 - 173/360360*x0))))
+
+
+def arc_3_pm_f__near_pi(n_a, n_b, psi):
+    x0 = n_a**3*n_b**3
+    x1 = psi**2
+    x2 = x0/pi
+    return (15/2)*x0 + x1*(-27/4*x0 + x1*((45/16)*x0 + x1*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*((39443/1513512000)*psi*x2 - 265721/6457651200*x0) - 173/360360*x2) + (1181/1419264)*x0) + (47/7700)*x2) - 3281/268800*x0) - 1/21*x2) + (219/1792)*x0) + (6/35)*x2) - 123/160*x0)))
+
+
+def arc_3_pm_f__closed_sc(n_a, n_b, theta, S, C):
+    x0 = C*theta
+    return (1/2)*n_a**3*n_b**3*(-11*S**3 + 6*S**2*x0 + 15*S - 15*x0)/pi
+
+
+def arc_3_pp_f__closed(n_a, n_b, theta):
+    x0 = sin(theta)
+    x1 = cos(theta)
+    x2 = 9*x1
+    x3 = 6*x1**3
+    return (1/2)*n_a**3*n_b**3*(-theta*x2 - theta*x3 + 11*x0*x1**2 + 4*x0 + pi*x2 + pi*x3)/pi
+
+
+def arc_3_pp_f__near_zero(n_a, n_b, theta):
+    x0 = n_a**3*n_b**3
+    x1 = theta**2
+    x2 = x0/pi
+    return (15/2)*x0 + x1*(-27/4*x0 + x1*((45/16)*x0 + x1*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*((39443/1513512000)*theta*x2 - 265721/6457651200*x0) - 173/360360*x2) + (1181/1419264)*x0) + (47/7700)*x2) - 3281/268800*x0) - 1/21*x2) + (219/1792)*x0) + (6/35)*x2) - 123/160*x0)))
+
+
+def arc_3_pp_f__near_pi(n_a, n_b, psi):
+    x0 = n_a**3*n_b**3/pi
+    x1 = psi**2
+    return psi**7*((6/35)*x0 + x1*(-1/21*x0 + x1*((47/7700)*x0 + x1*((39443/1513512000)*x0*x1 - 173/360360*x0))))
+
+
+def arc_3_pp_f__closed_sc(n_a, n_b, theta, S, C):
+    x0 = 9*C
+    x1 = 6*C**3
+    return (1/2)*n_a**3*n_b**3*(11*C**2*S + 4*S - theta*x0 - theta*x1 + pi*x0 + pi*x1)/pi
 
 
 def field_J_true_alpha__closed(n_a, n_b, theta):
@@ -711,6 +853,72 @@ def zero__closed_sc(n_a, n_b, theta, S, C):
 
 
 PAIRS = {
+    'arc_0_pm_f': {
+        'closed': arc_0_pm_f__closed,
+        'near_zero': arc_0_pm_f__near_zero,
+        'near_pi': arc_0_pm_f__near_pi,
+        'closed_sc': arc_0_pm_f__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'arc_1_pm_f': {
+        'closed': arc_1_pm_f__closed,
+        'near_zero': arc_1_pm_f__near_zero,
+        'near_pi': arc_1_pm_f__near_pi,
+        'closed_sc': arc_1_pm_f__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'arc_2_pm_f': {
+        'closed': arc_2_pm_f__closed,
+        'near_zero': arc_2_pm_f__near_zero,
+        'near_pi': arc_2_pm_f__near_pi,
+        'closed_sc': arc_2_pm_f__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'arc_2_pp_f': {
+        'closed': arc_2_pp_f__closed,
+        'near_zero': arc_2_pp_f__near_zero,
+        'near_pi': arc_2_pp_f__near_pi,
+        'closed_sc': arc_2_pp_f__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
+    'arc_3_pm_f': {
+        'closed': arc_3_pm_f__closed,
+        'near_zero': arc_3_pm_f__near_zero,
+        'near_pi': arc_3_pm_f__near_pi,
+        'closed_sc': arc_3_pm_f__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'arc_3_pp_f': {
+        'closed': arc_3_pp_f__closed,
+        'near_zero': arc_3_pp_f__near_zero,
+        'near_pi': arc_3_pp_f__near_pi,
+        'closed_sc': arc_3_pp_f__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
     'field_J_true_alpha': {
         'closed': field_J_true_alpha__closed,
         'near_zero': field_J_true_alpha__near_zero,
@@ -1088,6 +1296,54 @@ PAIRS = {
 }
 
 OBJECTS = {
+    ('arc', 0, 'mm'): {
+        'f': 'hessian_L_true_off_s',
+    },
+    ('arc', 0, 'mp'): {
+        'f': 'arc_0_pm_f',
+    },
+    ('arc', 0, 'pm'): {
+        'f': 'arc_0_pm_f',
+    },
+    ('arc', 0, 'pp'): {
+        'f': 'hessian_L_true_off_s',
+    },
+    ('arc', 1, 'mm'): {
+        'f': 'loss_L_f',
+    },
+    ('arc', 1, 'mp'): {
+        'f': 'arc_1_pm_f',
+    },
+    ('arc', 1, 'pm'): {
+        'f': 'arc_1_pm_f',
+    },
+    ('arc', 1, 'pp'): {
+        'f': 'loss_L_f',
+    },
+    ('arc', 2, 'mm'): {
+        'f': 'arc_2_pp_f',
+    },
+    ('arc', 2, 'mp'): {
+        'f': 'arc_2_pm_f',
+    },
+    ('arc', 2, 'pm'): {
+        'f': 'arc_2_pm_f',
+    },
+    ('arc', 2, 'pp'): {
+        'f': 'arc_2_pp_f',
+    },
+    ('arc', 3, 'mm'): {
+        'f': 'arc_3_pp_f',
+    },
+    ('arc', 3, 'mp'): {
+        'f': 'arc_3_pm_f',
+    },
+    ('arc', 3, 'pm'): {
+        'f': 'arc_3_pm_f',
+    },
+    ('arc', 3, 'pp'): {
+        'f': 'arc_3_pp_f',
+    },
     ('field', 'J', 'mean'): {
         'alpha': 'zero',
         'beta': 'field_L_mean_beta',

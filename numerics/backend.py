@@ -459,3 +459,66 @@ def _blocks(xp, coef, e1, e2, eye):
     if len(coef) == 5:
         out = out + coef[4][..., None, None] * eye
     return out
+
+
+# ----------------------------------------------------------------------------- the model family
+def family_loss(W, W_star, part: str, fam, a=None, a_star=None):
+    """A loss of the model family (:mod:`numerics.family_population`) in the caller's namespace, differentiable
+    in ``W``, ``W_star`` and in the output weights ``a``, ``a_star`` when they are arrays of that namespace
+    (torch tensors with ``requires_grad``: autograd then gives the gradient in ``a``, the ``train_output``
+    gradient of the population loss).  ``fam``: the checked keywords (:func:`numerics.family.family`)."""
+    from .family_population import _ORDER, check_part_exists, parts_needed
+
+    check_part_exists(part, fam)
+    xp, W, W_star = _operands(W, W_star)
+    W, W_star = _broadcast_batch(xp, W, W_star)
+    K, Ks = W.shape[-2], W_star.shape[-2]
+    dev = _device(W)
+    out_w = [_output_weights(xp, v, n, W) for v, n in ((a, K), (a_star, Ks))]
+    weights = xp.concat([out_w[0], -out_w[1]], axis=-1)
+    Z = xp.concat([W, W_star], axis=-2)
+    U = Z
+    if fam.cov is not None:
+        from .family import cov_sqrt
+
+        U = Z @ xp.asarray(cov_sqrt(fam.cov), dtype=Z.dtype, device=dev)  # rows cov^(1/2) z
+    geo = xp_geometry.pairs(xp, U, U)
+    G = Z @ xp.matrix_transpose(Z)
+    outer = 0.5 * weights[..., :, None] * weights[..., None, :]
+    total = None
+    for name, lam in parts_needed(part, fam).items():
+        k = _ORDER[name]
+        q, cp, cm = fam.activation.derivative(k)
+        kern = _family_kernel(xp, geo, q, cp, cm)
+        term = lam * xp.sum(outer * kern * (G**k if k else 1.0), axis=(-2, -1))
+        total = term if total is None else total + term
+    return total
+
+
+def _output_weights(xp, v, n: int, like):
+    """Output weights as an array of ``like``'s namespace, dtype and device (ones for ``None``); the
+    caller's own tensor where it already is one (its autograd graph kept)."""
+    if v is None:
+        return xp.ones(n, dtype=like.dtype, device=_device(like))
+    if is_backend_array(v) and v.dtype == like.dtype:
+        return v
+    if is_backend_array(v):
+        return xp.astype(v, like.dtype)
+    return xp.asarray(_host_array(v), dtype=like.dtype, device=_device(like))
+
+
+def _host_array(v):
+    import numpy as np
+
+    return np.asarray(v, dtype=np.float64)
+
+
+def _family_kernel(xp, geo, q: int, c_plus: float, c_minus: float):
+    """``E[sigma(u_p.z) sigma(u_r.z)]`` at every pair for ``sigma(t) = c_plus t_+^q + c_minus t_-^q``."""
+    out = None
+    for signs, weight in (("pp", c_plus * c_plus), ("pm", c_plus * c_minus), ("mp", c_minus * c_plus),
+                          ("mm", c_minus * c_minus)):
+        if weight != 0.0:
+            value = weight * _values(xp, generated().OBJECTS[("arc", q, signs)]["f"], geo.na, geo.nb, geo)
+            out = value if out is None else out + value
+    return out

@@ -137,7 +137,8 @@ def _namer(K: int):
 
 
 # ----------------------------------------------------------------------------- public API
-def loss(W, W_star, part: str) -> float | np.ndarray:
+def loss(W, W_star, part: str, *, a=None, a_star=None, activation="relu", cov=None, sobolev=(1.0, 0.0),
+         train_output=False) -> float | np.ndarray:
     """Population loss ``L``, ``J`` or ``H = L + J`` (docs/theory.md, section 2), a float.
 
     ``L = E[(g(x;W) - g(x;W*))^2]/2``, ``J = E[|grad_x g(x;W) - grad_x g(x;W*)|^2]/2``,
@@ -145,7 +146,24 @@ def loss(W, W_star, part: str) -> float | np.ndarray:
 
     Batched (:mod:`numerics.batched`): ``W`` of shape ``(..., K, d)`` and ``W_star`` of shape ``(..., K*, d)``
     (either with 3 or more dimensions; batch shapes broadcast) give a float64 array of the batch shape.
+
+    Beyond the paper's model (:mod:`numerics.family`, :mod:`numerics.family_population`): output weights
+    ``a`` ``(K,)`` and ``a_star`` ``(K*,)`` (``None``: ones), ``activation`` ``"relu"``,
+    ``("leaky_relu", beta)`` or ``("relu_power", p)``, input covariance ``cov`` ``(d, d)`` (``None``: I),
+    ``sobolev = (lambda_1, lambda_2)`` with ``H = L + lambda_1 J + lambda_2 J2`` and the part ``"J2"``
+    (``J2 = E||hess_x g - hess_x g*||_F^2 / 2``, for ``relu_power`` only).  ``train_output`` is accepted for
+    a signature shared with the other objects (a loss does not depend on it).  The defaults are the
+    paper's model and take the code path above unchanged (the same numbers, bit for bit).
     """
+    from .family import family
+
+    if part not in ("L", "J", "H", "J2"):
+        check_part(part)  # its message names the parts of the paper's model
+    dims = _operand_dims(W, W_star)
+    fam = family(*dims, a=a, a_star=a_star, activation=activation, cov=cov, sobolev=sobolev,
+                 train_output=train_output)
+    if not fam.is_default or part == "J2":
+        return _family_loss(W, W_star, part, fam, dict(a=a, a_star=a_star))
     check_part(part)
     if wants_backend(W, W_star):
         from . import backend  # torch tensors (and other array namespaces): results in their type
@@ -163,6 +181,34 @@ def loss(W, W_star, part: str) -> float | np.ndarray:
         return math.ldexp(value, -2 * k)
     except OverflowError:
         raise ValueError(_too_large(f"the population {part} ({value:.6g} * 2**{-2 * k})")) from None
+
+
+def _operand_dims(W, W_star) -> tuple:
+    """``(K, K*, d)`` read from the shapes (the last two axes; a 1-D operand is one row), for the checks
+    of the family keywords; the operands themselves are checked where they are evaluated."""
+    def rows_dims(x):
+        shape = tuple(getattr(x, "shape", ())) or np.shape(np.asarray(x, dtype=object))
+        return (1, shape[-1]) if len(shape) == 1 else (shape[-2], shape[-1]) if len(shape) >= 2 else (0, 0)
+    (K, d), (Ks, _) = rows_dims(W), rows_dims(W_star)
+    return K, Ks, d
+
+
+def _family_loss(W, W_star, part, fam, weights: dict):
+    """A loss of the family beyond the paper's model: NumPy (batched instance by instance) or, for
+    tensors, the differentiable backend (``weights``: the caller's own ``a``, ``a_star``, which may be
+    tensors that autograd differentiates)."""
+    from . import family_population
+
+    if wants_backend(W, W_star):
+        from . import backend
+
+        return backend.family_loss(W, W_star, part, fam, **weights)
+    if is_batched(W, W_star):
+        from . import batched
+
+        return batched.over_batch(lambda Wi, Wsi: family_population.loss(Wi, Wsi, part, fam), W, W_star, (),
+                                  lambda plan: ())
+    return family_population.loss(W, W_star, part, fam)
 
 
 def _too_large(what: str) -> str:

@@ -67,3 +67,20 @@ def pair_expectations(n_a, n_b, t, dps: int = 40) -> dict:
             ],
         }
         return out
+
+
+def homogeneous_kernel(q: int, c_plus, c_minus, n_a, n_b, t, dps: int = 40):
+    """``E[sigma(a.x) sigma(b.x)]`` for ``sigma(u) = c_plus u_+^q + c_minus u_-^q`` (``u_- = max(-u, 0)``;
+    ``q = 0``: the steps ``c_plus 1{u > 0} + c_minus 1{u < 0}``), at ``dps`` digits: the kernels of the
+    activation family and of its derivatives (:mod:`numerics.family`), from the definition."""
+    with mpmath.workdps(dps):
+        n_a, n_b, t = mpmath.mpf(n_a), mpmath.mpf(n_b), mpmath.mpf(t)
+        c_plus, c_minus = mpmath.mpf(c_plus), mpmath.mpf(c_minus)
+
+        def unit_sigma(v):  # sigma on the unit circle: sigma(n r v) = (n r)^q unit_sigma(v)
+            if v > 0:
+                return c_plus * v**q
+            return c_minus * (-v) ** q if v < 0 else mpmath.mpf(0)
+
+        angular = _angular(lambda p: unit_sigma(mpmath.cos(p)) * unit_sigma(mpmath.cos(p - t)), t)
+        return _radial(2 * q) * n_a**q * n_b**q * angular / (2 * mpmath.pi)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy
 import sympy as sp
 
-from . import pairs
+from . import activations, pairs
 from .calculus import PairVector
 from .expansions import expand
 from .symbols import n_a, n_b, psi, theta
@@ -209,7 +209,8 @@ def hessian_spec(part: str, field: str) -> dict:
 @functools.lru_cache(maxsize=1)
 def specification() -> dict:
     """Every object of :mod:`numerics.population`, keyed ``("loss", part)``, ``("field", part, field)``,
-    ``("hessian", part, field)`` (parts ``L``, ``J``), in a fixed order; leaves are :class:`Pair`
+    ``("hessian", part, field)`` (parts ``L``, ``J``), and the arc kernels ``("arc", q, signs)`` of the
+    activation family (:mod:`theory.activations`), in a fixed order; leaves are :class:`Pair`
     (an expression), :class:`Ref`, floats, bools and ``None``."""
     out = {}
     for part in pairs.KERNEL_PARTS:
@@ -218,6 +219,11 @@ def specification() -> dict:
             out[("field", part, field)] = vector_spec(part, field)
         for field in HESSIAN_FIELDS:
             out[("hessian", part, field)] = hessian_spec(part, field)
+    # the arc kernels of the activation family (numerics.family_population): E[(s_a a.x)_+^q (s_b b.x)_+^q];
+    # last, so that an expression they share with the objects above keeps its name there
+    for q in activations.DEGREES:
+        for signs in activations.SIGNS:
+            out[("arc", q, signs)] = {"f": Pair(activations.arc_kernel(q, signs))}
     return out
 
 
@@ -242,7 +248,7 @@ def _pair_name(path: tuple) -> str:
     if len(parts) >= 2 and parts[-2] in _COEFFICIENT_NAMES:
         kind = "plane" if parts[-2] == "coef_plane" else ""
         parts[-2:] = [p for p in (kind, _COEFFICIENT_NAMES[parts[-2]][int(parts[-1])]) if p]
-    return "_".join(parts)
+    return "_".join(str(p) for p in parts)
 
 
 @functools.lru_cache(maxsize=1)
@@ -361,7 +367,8 @@ def generate() -> str:
         "about theta = 0), ``near_pi`` (its series in psi = pi - theta; arguments n_a, n_b, psi), ``closed_sc``\n"
         "(n_a, n_b, theta, S, C with S = sin(theta), C = cos(theta)), and the flags of theory.expansions.\n"
         "``OBJECTS[key]``: the objects of numerics.population (keys ('loss', part), ('field', part, field),\n"
-        "('hessian', part, field)), with pair functions as names in PAIRS; see theory.codegen.specification.\n"
+        "('hessian', part, field)) and the arc kernels ('arc', q, signs) of the activation family, with pair\n"
+        "functions as names in PAIRS; see theory.codegen.specification.\n"
         '"""\n'
     )
     lines = [header, "# flake8: noqa\n", "from numpy import " + ", ".join(sorted(imports, key=str.lower)) + "\n"

@@ -1,0 +1,86 @@
+"""Population losses of the model family (:mod:`numerics.family`): output weights, activations, covariance.
+
+``L = 1/2 E(g - g*)^2``, ``J = J_1 = 1/2 E|grad_x g - grad_x g*|^2``, ``J2 = 1/2 E||hess_x g - hess_x g*||_F^2``
+and ``H = L + lambda_1 J + lambda_2 J2``, for ``g(x) = sum_j a_j sigma(w_j . x)``, ``x ~ N(0, cov)``.
+
+Each is the signed sum over pairs of rows of ``Z = [W; W*]`` (signs ``s = +1`` students, ``-1`` teachers,
+output weights ``A = [a; a*]``) of :func:`theory.activations.loss_pair_term`:
+``1/2 sum_{p,r} s_p s_r A_p A_r G_pr^k K_k(u_p, u_r)``, ``k = 0, 1, 2`` for ``L``, ``J``, ``J2``, with
+``G = Z Z^T`` the Gram matrix of the rows themselves and ``K_k`` the kernel of ``sigma^(k)``
+(degree ``p - k``) at the rows ``u = cov^(1/2) z`` that the activations see
+(:func:`theory.activations.covariance_reduction`).  The kernels are the generated arc kernels
+(``numerics._pair_code``, ``("arc", q, signs)``) on the stable geometry of :mod:`numerics.geometry`,
+each with its series branches near 0 and pi.
+
+Accuracy: the sum is exact (``math.fsum``) over terms each accurate to a few ulps, so the error is
+at most ``~64 eps sum |pair terms|``; unlike the paper's model (:mod:`numerics.population`) there is no
+cancellation-free rewrite next to the teacher, so a loss far below ``eps sum |pair terms|`` is
+resolved to that absolute accuracy only.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .compile import generated, pair_function
+from .family import Family, cov_sqrt
+from .geometry import pair_geometry
+from .validation import as_rows
+
+_ORDER = {"L": 0, "J": 1, "J2": 2}
+
+
+def kernel_matrix(geo, q: int, c_plus: float, c_minus: float) -> np.ndarray:
+    """``E[sigma(u_p . z) sigma(u_r . z)]`` for ``sigma(t) = c_plus t_+^q + c_minus t_-^q`` at every pair of
+    the geometry ``geo``: the four arc kernels weighted by the coefficients of their signs."""
+    out = np.zeros(geo.theta.shape)
+    for signs, weight in (("pp", c_plus * c_plus), ("pm", c_plus * c_minus), ("mp", c_minus * c_plus),
+                          ("mm", c_minus * c_minus)):
+        if weight != 0.0:
+            fn = pair_function(generated().OBJECTS[("arc", q, signs)]["f"])
+            out += weight * fn(geo.na, geo.nb, geo.theta, geo.psi, geo.sin, geo.cos)
+    return out
+
+
+def parts_needed(part: str, fam: Family) -> dict:
+    """``{part: weight}`` of the losses that make up ``part`` (``H``: ``L``, ``lambda_1 J``, ``lambda_2 J2``)."""
+    if part != "H":
+        return {part: 1.0}
+    lam1, lam2 = fam.sobolev
+    out = {"L": 1.0, "J": lam1}
+    if lam2 != 0.0:
+        out["J2"] = lam2
+    return out
+
+
+def check_part_exists(part: str, fam: Family) -> None:
+    """``ValueError`` for ``J2`` of an activation whose second derivative is not a function."""
+    if part == "J2" and fam.activation.p < 2:
+        raise ValueError(f"J2 does not exist for {fam.activation.name}: its second input derivative is a measure on the "
+                         "hyperplanes w . x = 0 (J2 is infinite); it exists for ('relu_power', 2) and ('relu_power', 3)")
+
+
+def loss(W, W_star, part: str, fam: Family) -> float:
+    """The population ``part`` (``"L"``, ``"J"``, ``"J2"``, ``"H"``) of the family member ``fam``, a float."""
+    check_part_exists(part, fam)
+    W, W_star = as_rows(W, "W"), as_rows(W_star, "W_star")
+    Z = np.vstack([W, W_star])
+    K = len(W)
+    A = np.concatenate([np.ones(K) if fam.a is None else fam.a,
+                        np.ones(len(W_star)) if fam.a_star is None else fam.a_star])
+    weights = np.concatenate([A[:K], -A[K:]])
+    U = Z if fam.cov is None else Z @ cov_sqrt(fam.cov)  # rows cov^(1/2) z (cov^(1/2) is symmetric)
+    geo = pair_geometry(U, U, shared_prefix=True)
+    G = Z @ Z.T
+    outer = 0.5 * np.outer(weights, weights)
+    terms = []
+    for name, lam in parts_needed(part, fam).items():
+        k = _ORDER[name]
+        q, cp, cm = fam.activation.derivative(k)
+        pair = kernel_matrix(geo, q, cp, cm) * (G**k if k else 1.0)
+        terms += (lam * outer * pair).ravel().tolist()
+    value = max(math.fsum(terms), 0.0)  # an expectation of a square; rounding must not make it negative
+    if not math.isfinite(value):
+        raise ValueError(f"the population {part} exceeds the float64 range here; rescale the weights")
+    return value

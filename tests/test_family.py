@@ -1,0 +1,236 @@
+"""The model family beyond the paper (output weights, activations, covariance, J2): its losses.
+
+* theory: the arc kernels derived over the whole plane equal Cho & Saul's published ``J_n`` (and at
+  ``pi - theta`` for opposite signs), the covariance reduction is an identity;
+* the generated kernels against ``mpmath`` quadrature of the definition at 30 digits, at angles from
+  1e-8 to pi - 1e-8 (both sides of the series switch), for several coefficient pairs;
+* the losses against identities that hold for the whole family: the defaults give the paper's numbers
+  (bit for bit on the default path), positive output weights are a rescaling of the rows for ReLU, the
+  covariance is a linear change of the rows for ``L``, ``leaky_relu`` with ``beta = 0`` is ReLU;
+* refusals with clear messages; the torch path and its autograd in the output weights.
+"""
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import numerics
+from numerics import quadrature
+from numerics.family import cov_sqrt, family
+from numerics.family_population import kernel_matrix
+from numerics.geometry import pair_geometry
+
+EPS = np.finfo(float).eps
+ACTIVATIONS = ["relu", ("leaky_relu", 0.01), ("leaky_relu", 0.3), ("relu_power", 2), ("relu_power", 3)]
+
+
+def random_case(seed, K=3, Ks=2, d=4):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((K, d)), rng.standard_normal((Ks, d)), rng
+
+
+# ----------------------------------------------------------------------------- theory
+@pytest.mark.slow
+def test_arc_kernels_are_cho_and_sauls():
+    from theory import activations
+
+    diffs = activations.check_against_cho_saul()
+    assert all(v == 0 for v in diffs.values()), {k: v for k, v in diffs.items() if v != 0}
+
+
+def test_covariance_reduction_is_an_identity():
+    from theory import activations
+
+    assert activations.covariance_reduction() == {"projection": 0, "covariance": 0}
+
+
+# ----------------------------------------------------------------------------- kernels against quadrature
+ANGLES = [1e-8, 0.05, 0.0999, 0.1001, 1.0, 2.5, np.pi - 0.1001, np.pi - 0.0999, np.pi - 0.05, np.pi - 1e-8]
+
+
+@pytest.mark.parametrize("q", [0, 1, 2, 3])
+def test_generated_kernels_against_quadrature(q):
+    """Every branch (series near 0, closed form, series near pi) of ``c+^2 pp + c+c- (pm + mp) + c-^2 mm``
+    against the definition integrated by mpmath at 30 digits.  Tolerance: 1e-14 relative, plus
+    64 eps of the kernel's scale ``(n_a n_b)^q (|c+| + |c-|)^2`` (the closed form adds terms up to ~10x
+    that scale, so a kernel that vanishes at a kink is resolved to that absolute accuracy)."""
+    A = np.array([[1.3, 0.0]])
+    for t in ANGLES:
+        B = np.array([[0.7 * np.cos(t), 0.7 * np.sin(t)]])
+        geo = pair_geometry(A, B)
+        # the exact angle of the float rows: pi - psi where psi is the accurate one
+        with mpmath.workdps(40):
+            exact = mpmath.pi - mpmath.mpf(float(geo.psi[0, 0])) if t > 1 else mpmath.mpf(float(geo.theta[0, 0]))
+        for cp, cm in ((1.0, 0.0), (1.0, -0.3), (2.0, 0.5)):
+            got = kernel_matrix(geo, q, cp, cm)[0, 0]
+            ref = float(quadrature.homogeneous_kernel(q, cp, cm, 1.3, 0.7, exact, 30))
+            scale = (1.3 * 0.7) ** q * (abs(cp) + abs(cm)) ** 2
+            assert abs(got - ref) <= 1e-14 * abs(ref) + 64 * EPS * scale, (q, t, cp, cm, got, ref)
+
+
+# ----------------------------------------------------------------------------- identities of the losses
+def test_defaults_take_the_default_path_bit_for_bit():
+    W, Ws, _ = random_case(1)
+    for part in ("L", "J", "H"):
+        ref = numerics.loss(W, Ws, part)
+        same = numerics.loss(W, Ws, part, a=None, a_star=None, activation="relu", cov=None, sobolev=(1.0, 0.0),
+                             train_output=False)
+        assert same == ref
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), K=st.integers(1, 4), Ks=st.integers(1, 4), d=st.integers(2, 5))
+def test_explicit_unit_weights_give_the_papers_numbers(seed, K, Ks, d):
+    """The family's assembly (kernels of sigma and sigma', Gram weights) against the paper's model's
+    (a different code path) with a = a* = 1 given explicitly: 1e-12 of sum |pair terms|."""
+    W, Ws, _ = random_case(seed, K, Ks, d)
+    scale = (np.sum(np.linalg.norm(W, axis=1)) + np.sum(np.linalg.norm(Ws, axis=1))) ** 2
+    for part in ("L", "J", "H"):
+        got = numerics.loss(W, Ws, part, a=np.ones(K), a_star=np.ones(Ks))
+        assert abs(got - numerics.loss(W, Ws, part)) <= 1e-12 * scale, part
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_positive_output_weights_rescale_the_rows_for_relu(seed):
+    """a sigma(w.x) = sigma((a w).x) for a > 0 and a positively homogeneous sigma of degree 1, and the
+    input gradient scales the same way: L, J, H with output weights = the paper's at rows a_j w_j."""
+    W, Ws, rng = random_case(seed)
+    a, a_star = rng.uniform(0.2, 3.0, 3), rng.uniform(0.2, 3.0, 2)
+    scale = (np.sum(a * np.linalg.norm(W, axis=1)) + np.sum(a_star * np.linalg.norm(Ws, axis=1))) ** 2
+    for part in ("L", "J", "H"):
+        got = numerics.loss(W, Ws, part, a=a, a_star=a_star)
+        assert abs(got - numerics.loss(a[:, None] * W, a_star[:, None] * Ws, part)) <= 1e-12 * scale, part
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_covariance_is_a_change_of_rows_for_L(seed):
+    """x = S z with S = cov^(1/2): L depends on the rows only through w.x = (S w).z."""
+    W, Ws, rng = random_case(seed)
+    M = rng.standard_normal((4, 4))
+    cov = M @ M.T + 0.1 * np.eye(4)
+    S = cov_sqrt(cov)
+    scale = (np.sum(np.linalg.norm(W @ S, axis=1)) + np.sum(np.linalg.norm(Ws @ S, axis=1))) ** 2
+    assert abs(numerics.loss(W, Ws, "L", cov=cov) - numerics.loss(W @ S, Ws @ S, "L")) <= 1e-12 * scale
+
+
+def test_leaky_relu_with_zero_slope_is_relu():
+    W, Ws, _ = random_case(2)
+    for part in ("L", "J", "H"):
+        got = numerics.loss(W, Ws, part, activation=("leaky_relu", 0.0))
+        assert abs(got - numerics.loss(W, Ws, part)) <= 1e-12 * numerics.loss(W, Ws, part)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=str)
+def test_flipping_every_row_is_a_symmetry(act):
+    """g(x) with rows -W is g(-x) with rows W, and x ~ -x under N(0, I): every loss of every member is the
+    same at (-W, -W*) as at (W, W*) (the kernels of opposite signs enter through pm and mp alike)."""
+    W, Ws, _ = random_case(3)
+    for part in ("L", "J", "J2") if act[0] == "relu_power" else ("L", "J"):
+        a, b = numerics.loss(W, Ws, part, activation=act), numerics.loss(-W, -Ws, part, activation=act)
+        assert abs(a - b) <= 1e-12 * a, part
+
+
+@pytest.mark.parametrize("p", [2, 3])
+def test_relu_power_is_homogeneous(p):
+    """L, J, J2 of relu_power(p) are homogeneous in the rows of degree 2p, 2p, 2p (each row's activation
+    has degree p; J's gradient brings w back: degree p - 1 + 1; J2's Hessian: p - 2 + 2)."""
+    W, Ws, _ = random_case(4)
+    for part in ("L", "J", "J2"):
+        base = numerics.loss(W, Ws, part, activation=("relu_power", p))
+        assert abs(numerics.loss(2 * W, 2 * Ws, part, activation=("relu_power", p)) - 2 ** (2 * p) * base) <= 1e-12 * 2 ** (2 * p) * base
+
+
+def test_h_is_the_weighted_sum():
+    W, Ws, _ = random_case(5)
+    act = ("relu_power", 2)
+    parts = {p: numerics.loss(W, Ws, p, activation=act) for p in ("L", "J", "J2")}
+    H = numerics.loss(W, Ws, "H", activation=act, sobolev=(0.5, 0.25))
+    assert abs(H - (parts["L"] + 0.5 * parts["J"] + 0.25 * parts["J2"])) <= 1e-13 * H
+
+
+def test_the_loss_vanishes_at_the_teacher_and_is_positive_elsewhere():
+    W, Ws, _ = random_case(6, K=2, Ks=2)
+    for act in ACTIVATIONS:
+        lam = (1.0, 0.5) if act[0] == "relu_power" else (1.0, 0.0)
+        at = numerics.loss(Ws, Ws, "H", activation=act, sobolev=lam)
+        scale = numerics.loss(W, Ws, "H", activation=act, sobolev=lam)
+        assert 0.0 <= at <= 1e-13 * scale and scale > 0, act
+
+
+def test_batched_family_losses_equal_the_loop():
+    W, Ws, rng = random_case(7)
+    Wb = np.stack([W, 2 * W, -W])
+    got = numerics.loss(Wb, Ws, "J2", activation=("relu_power", 3))
+    for i in range(3):
+        assert got[i] == numerics.loss(Wb[i], Ws, "J2", activation=("relu_power", 3))
+
+
+# ----------------------------------------------------------------------------- refusals
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(activation="tanh"), "activation must be"),
+    (dict(activation=("leaky_relu", 1.0)), "0 <= beta < 1"),
+    (dict(activation=("leaky_relu", -0.1)), "0 <= beta < 1"),
+    (dict(activation=("leaky_relu", float("nan"))), "finite"),
+    (dict(activation=("relu_power", 4)), "relu_power degree"),
+    (dict(activation=("relu_power", 2.0)), "relu_power degree"),
+    (dict(a=np.ones(2)), r"a must have shape \(3,\)"),
+    (dict(a_star=[1.0, np.inf]), "non-finite"),
+    (dict(cov=np.eye(3)), r"cov must have shape \(4, 4\)"),
+    (dict(cov=np.diag([1.0, 1.0, 1.0, -1.0])), "positive definite"),
+    (dict(cov=np.eye(4) + np.triu(np.ones((4, 4)), 1)), "symmetric"),
+    (dict(cov=np.full((4, 4), np.nan)), "non-finite"),
+    (dict(sobolev=(1.0, -1.0)), ">= 0"),
+    (dict(sobolev=(1.0,)), "pair"),
+    (dict(sobolev=(1.0, 0.5)), "J2"),
+])
+def test_bad_family_arguments_raise_value_error(kwargs, fragment):
+    W, Ws, _ = random_case(8)
+    with pytest.raises(ValueError, match=fragment):
+        numerics.loss(W, Ws, "H", **kwargs)
+
+
+def test_j2_of_relu_and_leaky_relu_is_refused():
+    W, Ws, _ = random_case(9)
+    for act in ("relu", ("leaky_relu", 0.1)):
+        with pytest.raises(ValueError, match="J2 does not exist"):
+            numerics.loss(W, Ws, "J2", activation=act)
+
+
+def test_family_checks_directly():
+    fam = family(2, 1, 3, activation=("relu_power", 3), sobolev=(0.0, 1.0))
+    assert fam.activation.derivative(2) == (1, 6.0, 0.0) and not fam.is_default
+    assert family(2, 1, 3).is_default
+    assert family(1, 1, 2, activation=("leaky_relu", 0.25)).activation.derivative(1) == (0, 1.0, 0.25)
+
+
+# ----------------------------------------------------------------------------- torch
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=str)
+def test_torch_family_losses_equal_numpy(act):
+    W, Ws, rng = random_case(10)
+    a, cov = rng.uniform(0.5, 2.0, 3), np.diag([1.0, 2.0, 0.5, 3.0])
+    lam = (1.0, 0.5) if act[0] == "relu_power" else (1.0, 0.0)
+    for part in ("L", "J", "H"):
+        ref = numerics.loss(W, Ws, part, a=a, activation=act, cov=cov, sobolev=lam)
+        got = numerics.loss(torch.tensor(W), torch.tensor(Ws), part, a=a, activation=act, cov=cov, sobolev=lam)
+        assert isinstance(got, torch.Tensor) and abs(float(got) - ref) <= 1e-12 * ref, (part, float(got), ref)
+
+
+def test_autograd_in_the_output_weights_matches_central_differences():
+    """The train_output gradient of the population loss by autograd against central differences of the
+    NumPy loss (step 1e-5: truncation ~1e-10, rounding ~1e-11 relative)."""
+    W, Ws, rng = random_case(11)
+    a = rng.uniform(0.5, 2.0, 3)
+    act = ("relu_power", 2)
+    at = torch.tensor(a, requires_grad=True)
+    (g,) = torch.autograd.grad(numerics.loss(torch.tensor(W), torch.tensor(Ws), "H", a=at, activation=act,
+                                             sobolev=(1.0, 0.5)), at)
+    h = 1e-5
+    fd = [(numerics.loss(W, Ws, "H", a=a + h * e, activation=act, sobolev=(1.0, 0.5))
+           - numerics.loss(W, Ws, "H", a=a - h * e, activation=act, sobolev=(1.0, 0.5))) / (2 * h) for e in np.eye(3)]
+    assert np.allclose(g.numpy(), fd, rtol=1e-8, atol=1e-8 * np.abs(fd).max())
