@@ -15,6 +15,22 @@ functions as names in PAIRS; see theory.codegen.specification.
 from numpy import cos, pi, sin, tan
 
 
+def arc_0_pm_dtheta__closed(n_a, n_b, theta):
+    return (1/2)/pi
+
+
+def arc_0_pm_dtheta__near_zero(n_a, n_b, theta):
+    return (1/2)/pi
+
+
+def arc_0_pm_dtheta__near_pi(n_a, n_b, psi):
+    return (1/2)/pi
+
+
+def arc_0_pm_dtheta__closed_sc(n_a, n_b, theta, S, C):
+    return (1/2)/pi
+
+
 def arc_0_pm_f__closed(n_a, n_b, theta):
     return (1/2)*theta/pi
 
@@ -29,6 +45,49 @@ def arc_0_pm_f__near_pi(n_a, n_b, psi):
 
 def arc_0_pm_f__closed_sc(n_a, n_b, theta, S, C):
     return (1/2)*theta/pi
+
+
+def arc_0_pp_dtheta__closed(n_a, n_b, theta):
+    return -(1/2)/pi
+
+
+def arc_0_pp_dtheta__near_zero(n_a, n_b, theta):
+    return -(1/2)/pi
+
+
+def arc_0_pp_dtheta__near_pi(n_a, n_b, psi):
+    return -(1/2)/pi
+
+
+def arc_0_pp_dtheta__closed_sc(n_a, n_b, theta, S, C):
+    return -(1/2)/pi
+
+
+def arc_1_pm_dtheta__closed(n_a, n_b, theta):
+    return (1/2)*n_a*n_b*theta*sin(theta)/pi
+
+
+def arc_1_pm_dtheta__near_zero(n_a, n_b, theta):
+    x0 = theta**2
+    x1 = n_a*n_b/pi
+    return x0*(x0*(x0*(x0*(x0*(x0*((1/12454041600)*x0*x1 - 1/79833600*x1) + (1/725760)*x1) - 1/10080*x1) + (1/240)*x1) - 1/12*x1) + (1/2)*x1)
+
+
+def arc_1_pm_dtheta__near_pi(n_a, n_b, psi):
+    x0 = n_a*n_b
+    x1 = (1/2)*x0
+    x2 = pi**(-1.0)
+    x3 = (1/12)*x0
+    x4 = (1/240)*x0
+    x5 = (1/10080)*x0
+    x6 = (1/725760)*x0
+    x7 = (1/79833600)*x0
+    x8 = (1/12454041600)*x0
+    return psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(-1/2615348736000*psi*x0 - x2*x8) + x8) + x2*x7) - x7) - x2*x6) + x6) + x2*x5) - x5) - x2*x4) + x4) + x2*x3) - x3) - x1*x2) + x1)
+
+
+def arc_1_pm_dtheta__closed_sc(n_a, n_b, theta, S, C):
+    return (1/2)*S*n_a*n_b*theta/pi
 
 
 def arc_1_pm_f__closed(n_a, n_b, theta):
@@ -49,6 +108,59 @@ def arc_1_pm_f__near_pi(n_a, n_b, psi):
 
 def arc_1_pm_f__closed_sc(n_a, n_b, theta, S, C):
     return (1/2)*n_a*n_b*(-C*theta + S)/pi
+
+
+def arc_1_pp_dtheta__closed(n_a, n_b, theta):
+    return (1/2)*n_a*n_b*(theta - pi)*sin(theta)/pi
+
+
+def arc_1_pp_dtheta__near_zero(n_a, n_b, theta):
+    x0 = n_a*n_b
+    x1 = (1/2)*x0
+    x2 = pi**(-1.0)
+    x3 = (1/12)*x0
+    x4 = (1/240)*x0
+    x5 = (1/10080)*x0
+    x6 = (1/725760)*x0
+    x7 = (1/79833600)*x0
+    x8 = (1/12454041600)*x0
+    return theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*((1/2615348736000)*theta*x0 + x2*x8) - x8) - x2*x7) + x7) + x2*x6) - x6) - x2*x5) + x5) + x2*x4) - x4) - x2*x3) + x3) + x1*x2) - x1)
+
+
+def arc_1_pp_dtheta__near_pi(n_a, n_b, psi):
+    x0 = psi**2
+    x1 = pi**(-1.0)
+    x2 = n_a*n_b*x1
+    return x0*(x0*(x0*(x0*(x0*(x0*((1/79833600)*n_a*n_b*x1 - 1/12454041600*x0*x2) - 1/725760*x2) + (1/10080)*x2) - 1/240*x2) + (1/12)*x2) - 1/2*x2)
+
+
+def arc_1_pp_dtheta__closed_sc(n_a, n_b, theta, S, C):
+    return (1/2)*S*n_a*n_b*(theta - pi)/pi
+
+
+def arc_2_pm_dtheta__closed(n_a, n_b, theta):
+    x0 = 2*theta
+    return n_a**2*n_b**2*(-theta*sin(x0) - cos(x0) + 1)/pi
+
+
+def arc_2_pm_dtheta__near_zero(n_a, n_b, theta):
+    x0 = pi**(-1.0)
+    x1 = n_a**2
+    x2 = n_b**2
+    x3 = x0*x1*x2
+    x4 = theta**2
+    return theta**4*((2/3)*x3 + x4*(-8/45*x3 + x4*((2/105)*x3 + x4*(-16/14175*x3 + x4*((4/93555)*x0*x1*x2 - 16/14189175*x3*x4)))))
+
+
+def arc_2_pm_dtheta__near_pi(n_a, n_b, psi):
+    x0 = n_a**2*n_b**2
+    x1 = x0/pi
+    return psi*(psi**2*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(-16/638512875*psi*x0 - 16/14189175*x1) + (8/6081075)*x0) + (4/93555)*x1) - 8/155925*x0) - 16/14175*x1) + (4/2835)*x0) + (2/105)*x1) - 8/315*x0) - 8/45*x1) + (4/15)*x0) + (2/3)*x1) - 4/3*x0) + 2*x0)
+
+
+def arc_2_pm_dtheta__closed_sc(n_a, n_b, theta, S, C):
+    x0 = 2*theta
+    return n_a**2*n_b**2*(-theta*sin(x0) - cos(x0) + 1)/pi
 
 
 def arc_2_pm_f__closed(n_a, n_b, theta):
@@ -75,6 +187,30 @@ def arc_2_pm_f__near_pi(n_a, n_b, psi):
 def arc_2_pm_f__closed_sc(n_a, n_b, theta, S, C):
     x0 = 2*theta
     return n_a**2*n_b**2*((1/2)*theta*cos(x0) + theta - 3/4*sin(x0))/pi
+
+
+def arc_2_pp_dtheta__closed(n_a, n_b, theta):
+    x0 = 2*theta
+    x1 = sin(x0)
+    return n_a**2*n_b**2*(theta*x1 - pi*x1 + cos(x0) - 1)/pi
+
+
+def arc_2_pp_dtheta__near_zero(n_a, n_b, theta):
+    x0 = n_a**2*n_b**2
+    x1 = x0/pi
+    return theta*(theta**2*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*((16/638512875)*theta*x0 + (16/14189175)*x1) - 8/6081075*x0) - 4/93555*x1) + (8/155925)*x0) + (16/14175)*x1) - 4/2835*x0) - 2/105*x1) + (8/315)*x0) + (8/45)*x1) - 4/15*x0) - 2/3*x1) + (4/3)*x0) - 2*x0)
+
+
+def arc_2_pp_dtheta__near_pi(n_a, n_b, psi):
+    x0 = n_a**2*n_b**2/pi
+    x1 = psi**2
+    return psi**4*(-2/3*x0 + x1*((8/45)*x0 + x1*(-2/105*x0 + x1*((16/14175)*x0 + x1*((16/14189175)*x0*x1 - 4/93555*x0)))))
+
+
+def arc_2_pp_dtheta__closed_sc(n_a, n_b, theta, S, C):
+    x0 = 2*theta
+    x1 = sin(x0)
+    return n_a**2*n_b**2*(theta*x1 - pi*x1 + cos(x0) - 1)/pi
 
 
 def arc_2_pp_f__closed(n_a, n_b, theta):
@@ -105,6 +241,29 @@ def arc_2_pp_f__closed_sc(n_a, n_b, theta, S, C):
     return n_a**2*n_b**2*(-theta*x1 - theta + pi*x1 + (3/4)*sin(x0) + pi)/pi
 
 
+def arc_3_pm_dtheta__closed(n_a, n_b, theta):
+    x0 = 2*theta
+    return (9/2)*n_a**3*n_b**3*(theta*cos(x0) + x0 - 3/2*sin(x0))*sin(theta)/pi
+
+
+def arc_3_pm_dtheta__near_zero(n_a, n_b, theta):
+    x0 = n_a**3*n_b**3/pi
+    x1 = theta**2
+    return theta**6*((6/5)*x0 + x1*(-3/7*x0 + x1*((47/700)*x0 + x1*((39443/100900800)*x0*x1 - 173/27720*x0))))
+
+
+def arc_3_pm_dtheta__near_pi(n_a, n_b, psi):
+    x0 = n_a**3*n_b**3
+    x1 = psi**2
+    x2 = x0/pi
+    return psi*((27/2)*x0 + x1*(-45/4*x0 + x1*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(-478297/19372953600*psi*x0 - 39443/100900800*x2) + (265721/461260800)*x0) + (173/27720)*x2) - 1181/118272*x0) - 47/700*x2) + (3281/26880)*x0) + (3/7)*x2) - 219/224*x0) - 6/5*x2) + (369/80)*x0)))
+
+
+def arc_3_pm_dtheta__closed_sc(n_a, n_b, theta, S, C):
+    x0 = 2*theta
+    return (9/2)*S*n_a**3*n_b**3*(theta*cos(x0) + x0 - 3/2*sin(x0))/pi
+
+
 def arc_3_pm_f__closed(n_a, n_b, theta):
     x0 = sin(theta)
     x1 = theta*cos(theta)
@@ -127,6 +286,33 @@ def arc_3_pm_f__near_pi(n_a, n_b, psi):
 def arc_3_pm_f__closed_sc(n_a, n_b, theta, S, C):
     x0 = C*theta
     return (1/2)*n_a**3*n_b**3*(-11*S**3 + 6*S**2*x0 + 15*S - 15*x0)/pi
+
+
+def arc_3_pp_dtheta__closed(n_a, n_b, theta):
+    x0 = sin(theta)
+    x1 = x0**2
+    return (9/2)*n_a**3*n_b**3*x0*(-2*theta*x1 + 3*theta - 3*x0*cos(theta) + 2*pi*x1 - 3*pi)/pi
+
+
+def arc_3_pp_dtheta__near_zero(n_a, n_b, theta):
+    x0 = n_a**3*n_b**3
+    x1 = theta**2
+    x2 = x0/pi
+    return theta*(-27/2*x0 + x1*((45/4)*x0 + x1*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*((478297/19372953600)*theta*x0 + (39443/100900800)*x2) - 265721/461260800*x0) - 173/27720*x2) + (1181/118272)*x0) + (47/700)*x2) - 3281/26880*x0) - 3/7*x2) + (219/224)*x0) + (6/5)*x2) - 369/80*x0)))
+
+
+def arc_3_pp_dtheta__near_pi(n_a, n_b, psi):
+    x0 = pi**(-1.0)
+    x1 = n_a**3
+    x2 = n_b**3
+    x3 = x0*x1*x2
+    x4 = psi**2
+    return psi**6*(-6/5*x3 + x4*((3/7)*x3 + x4*(-47/700*x3 + x4*((173/27720)*x0*x1*x2 - 39443/100900800*x3*x4))))
+
+
+def arc_3_pp_dtheta__closed_sc(n_a, n_b, theta, S, C):
+    x0 = S**2
+    return (9/2)*S*n_a**3*n_b**3*(-3*C*S - 2*theta*x0 + 3*theta + 2*pi*x0 - 3*pi)/pi
 
 
 def arc_3_pp_f__closed(n_a, n_b, theta):
@@ -853,6 +1039,17 @@ def zero__closed_sc(n_a, n_b, theta, S, C):
 
 
 PAIRS = {
+    'arc_0_pm_dtheta': {
+        'closed': arc_0_pm_dtheta__closed,
+        'near_zero': arc_0_pm_dtheta__near_zero,
+        'near_pi': arc_0_pm_dtheta__near_pi,
+        'closed_sc': arc_0_pm_dtheta__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
     'arc_0_pm_f': {
         'closed': arc_0_pm_f__closed,
         'near_zero': arc_0_pm_f__near_zero,
@@ -862,6 +1059,28 @@ PAIRS = {
         'finite_at_pi': True,
         'vanishes_at_zero': True,
         'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'arc_0_pp_dtheta': {
+        'closed': arc_0_pp_dtheta__closed,
+        'near_zero': arc_0_pp_dtheta__near_zero,
+        'near_pi': arc_0_pp_dtheta__near_pi,
+        'closed_sc': arc_0_pp_dtheta__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'arc_1_pm_dtheta': {
+        'closed': arc_1_pm_dtheta__closed,
+        'near_zero': arc_1_pm_dtheta__near_zero,
+        'near_pi': arc_1_pm_dtheta__near_pi,
+        'closed_sc': arc_1_pm_dtheta__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': True,
         'is_zero': False,
     },
     'arc_1_pm_f': {
@@ -875,6 +1094,28 @@ PAIRS = {
         'vanishes_at_pi': False,
         'is_zero': False,
     },
+    'arc_1_pp_dtheta': {
+        'closed': arc_1_pp_dtheta__closed,
+        'near_zero': arc_1_pp_dtheta__near_zero,
+        'near_pi': arc_1_pp_dtheta__near_pi,
+        'closed_sc': arc_1_pp_dtheta__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
+    'arc_2_pm_dtheta': {
+        'closed': arc_2_pm_dtheta__closed,
+        'near_zero': arc_2_pm_dtheta__near_zero,
+        'near_pi': arc_2_pm_dtheta__near_pi,
+        'closed_sc': arc_2_pm_dtheta__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
     'arc_2_pm_f': {
         'closed': arc_2_pm_f__closed,
         'near_zero': arc_2_pm_f__near_zero,
@@ -884,6 +1125,17 @@ PAIRS = {
         'finite_at_pi': True,
         'vanishes_at_zero': True,
         'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'arc_2_pp_dtheta': {
+        'closed': arc_2_pp_dtheta__closed,
+        'near_zero': arc_2_pp_dtheta__near_zero,
+        'near_pi': arc_2_pp_dtheta__near_pi,
+        'closed_sc': arc_2_pp_dtheta__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': True,
         'is_zero': False,
     },
     'arc_2_pp_f': {
@@ -897,6 +1149,17 @@ PAIRS = {
         'vanishes_at_pi': True,
         'is_zero': False,
     },
+    'arc_3_pm_dtheta': {
+        'closed': arc_3_pm_dtheta__closed,
+        'near_zero': arc_3_pm_dtheta__near_zero,
+        'near_pi': arc_3_pm_dtheta__near_pi,
+        'closed_sc': arc_3_pm_dtheta__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
     'arc_3_pm_f': {
         'closed': arc_3_pm_f__closed,
         'near_zero': arc_3_pm_f__near_zero,
@@ -906,6 +1169,17 @@ PAIRS = {
         'finite_at_pi': True,
         'vanishes_at_zero': True,
         'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'arc_3_pp_dtheta': {
+        'closed': arc_3_pp_dtheta__closed,
+        'near_zero': arc_3_pp_dtheta__near_zero,
+        'near_pi': arc_3_pp_dtheta__near_pi,
+        'closed_sc': arc_3_pp_dtheta__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': True,
         'is_zero': False,
     },
     'arc_3_pp_f': {
@@ -1297,51 +1571,67 @@ PAIRS = {
 
 OBJECTS = {
     ('arc', 0, 'mm'): {
+        'dtheta': 'arc_0_pp_dtheta',
         'f': 'hessian_L_true_off_s',
     },
     ('arc', 0, 'mp'): {
+        'dtheta': 'arc_0_pm_dtheta',
         'f': 'arc_0_pm_f',
     },
     ('arc', 0, 'pm'): {
+        'dtheta': 'arc_0_pm_dtheta',
         'f': 'arc_0_pm_f',
     },
     ('arc', 0, 'pp'): {
+        'dtheta': 'arc_0_pp_dtheta',
         'f': 'hessian_L_true_off_s',
     },
     ('arc', 1, 'mm'): {
+        'dtheta': 'arc_1_pp_dtheta',
         'f': 'loss_L_f',
     },
     ('arc', 1, 'mp'): {
+        'dtheta': 'arc_1_pm_dtheta',
         'f': 'arc_1_pm_f',
     },
     ('arc', 1, 'pm'): {
+        'dtheta': 'arc_1_pm_dtheta',
         'f': 'arc_1_pm_f',
     },
     ('arc', 1, 'pp'): {
+        'dtheta': 'arc_1_pp_dtheta',
         'f': 'loss_L_f',
     },
     ('arc', 2, 'mm'): {
+        'dtheta': 'arc_2_pp_dtheta',
         'f': 'arc_2_pp_f',
     },
     ('arc', 2, 'mp'): {
+        'dtheta': 'arc_2_pm_dtheta',
         'f': 'arc_2_pm_f',
     },
     ('arc', 2, 'pm'): {
+        'dtheta': 'arc_2_pm_dtheta',
         'f': 'arc_2_pm_f',
     },
     ('arc', 2, 'pp'): {
+        'dtheta': 'arc_2_pp_dtheta',
         'f': 'arc_2_pp_f',
     },
     ('arc', 3, 'mm'): {
+        'dtheta': 'arc_3_pp_dtheta',
         'f': 'arc_3_pp_f',
     },
     ('arc', 3, 'mp'): {
+        'dtheta': 'arc_3_pm_dtheta',
         'f': 'arc_3_pm_f',
     },
     ('arc', 3, 'pm'): {
+        'dtheta': 'arc_3_pm_dtheta',
         'f': 'arc_3_pm_f',
     },
     ('arc', 3, 'pp'): {
+        'dtheta': 'arc_3_pp_dtheta',
         'f': 'arc_3_pp_f',
     },
     ('field', 'J', 'mean'): {

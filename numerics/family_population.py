@@ -84,3 +84,83 @@ def loss(W, W_star, part: str, fam: Family) -> float:
     if not math.isfinite(value):
         raise ValueError(f"the population {part} exceeds the float64 range here; rescale the weights")
     return value
+
+
+# ----------------------------------------------------------------------------- gradients
+def _kernel_dtheta(geo, q: int, c_plus: float, c_minus: float) -> np.ndarray:
+    """``d/dtheta`` of :func:`kernel_matrix` at every pair (the generated ``("arc", q, signs)["dtheta"]``)."""
+    out = np.zeros(geo.theta.shape)
+    for signs, weight in (("pp", c_plus * c_plus), ("pm", c_plus * c_minus), ("mp", c_minus * c_plus),
+                          ("mm", c_minus * c_minus)):
+        if weight != 0.0:
+            fn = pair_function(generated().OBJECTS[("arc", q, signs)]["dtheta"])
+            out += weight * fn(geo.na, geo.nb, geo.theta, geo.psi, geo.sin, geo.cos)
+    return out
+
+
+def gradient(W, W_star, part: str, field: str, fam: Family):
+    """The gradient field of ``part`` in the rows of ``W`` (``(K, d)``), or ``(grad_W, grad_a)`` when
+    ``fam.train_output``.
+
+    ``field="true"``: the gradient of the population loss, by the chain rule through each pair term
+    ``G^k K(u_j, u_r)`` (``u = cov^(1/2) z``): ``d n_a/d u = u^``, ``d theta/d u_j = -e2 / |u_j|``,
+    ``d G / d z_j = z_r``.  ``field="mean"``: ``E[autograd gradient]``; it differs only where
+    ``sigma^(k)`` is a step (degree 0: ``J`` of relu and leaky_relu, ``J2`` of relu_power(2)), whose
+    autograd derivative is 0: the kernel of that step is held fixed, i.e. its ``theta``-derivative term
+    (the boundary term of the indicators) is dropped.  In the output weights both fields agree (the loss
+    is a polynomial in them).  The true field does not exist at exactly (anti-)parallel rows where a
+    kernel has a kink (``ValueError``); the mean field exists everywhere.
+    """
+    from .geometry import plane_directions
+
+    check_part_exists(part, fam)
+    W, W_star = as_rows(W, "W"), as_rows(W_star, "W_star")
+    K, d = W.shape
+    Z = np.vstack([W, W_star])
+    A = np.concatenate([np.ones(K) if fam.a is None else fam.a,
+                        np.ones(len(W_star)) if fam.a_star is None else fam.a_star])
+    w = np.concatenate([A[:K], -A[K:]])  # signed output weights
+    S = None if fam.cov is None else cov_sqrt(fam.cov)
+    U = Z if S is None else Z @ S
+    geo = pair_geometry(U[:K], U, shared_prefix=True)
+    e2 = plane_directions(U[:K], U, geo)[1]
+    nu = geo.na  # (K, 1): |u_j|
+    G = Z[:K] @ Z.T
+    self_pair = np.zeros(G.shape, dtype=bool)
+    self_pair[np.arange(K), np.arange(K)] = True
+    kink = (geo.parallel | geo.antiparallel) & ~self_pair
+    grad_W, grad_a = np.zeros((K, d)), np.zeros(K)
+    for name, lam in parts_needed(part, fam).items():
+        k = _ORDER[name]
+        q, cp, cm = fam.activation.derivative(k)
+        Km = kernel_matrix(geo, q, cp, cm)
+        Gk = G**k
+        grad_a += lam * (Gk * Km) @ w  # d/da_j of 1/2 sum w_p w_r T_pr (s_j = +1 for a student)
+        coef = w[:K, None] * w[None, :] * lam  # w_j w_r
+        # d/dz_j through G^k: k G^(k-1) z_r (self pair: d |z_j|^(2k) = 2k |z_j|^(2k-2) z_j, half of it from
+        # each of the two index orders, so the same expression) ...
+        if k:
+            grad_W += (coef * k * G ** (k - 1) * Km) @ Z
+        # ... and through the norms of u: (q / |u_j|) K u^_j (self pair: 2q/|u|^2 K u, halved likewise)
+        radial = (coef * Gk * Km * q / nu).sum(axis=1)
+        grad_W += _times_S(radial[:, None] * U[:K] / nu, S)
+        if q == 0 and field == "mean":
+            continue  # a step: autograd holds its kernel fixed (no theta-derivative term)
+        dK = _kernel_dtheta(geo, q, cp, cm)
+        if field == "true" and np.any(kink & (dK != 0)):
+            j, r = np.argwhere(kink & (dK != 0))[0]
+            raise ValueError(f"the true gradient of {part} does not exist here: W[{j}] and "
+                             f"{'W' if r < K else 'W_star'}[{r if r < K else r - K}] are exactly (anti-)parallel "
+                             "(as seen through cov^(1/2)), where a kernel of this activation has a kink. The mean "
+                             "field exists.")
+        dK[self_pair] = 0.0
+        angular = -np.einsum("jr,jrd->jd", coef * Gk * dK / nu, e2)
+        grad_W += _times_S(angular, S)
+    if not (np.isfinite(grad_W).all() and np.isfinite(grad_a).all()):
+        raise ValueError(f"the {field} gradient of {part} exceeds the float64 range here; rescale the weights")
+    return (grad_W, grad_a) if fam.train_output else grad_W
+
+
+def _times_S(v: np.ndarray, S) -> np.ndarray:
+    """Rows ``v_j`` mapped by ``S = cov^(1/2)`` (a gradient in ``u = S z`` pulled back to ``z``)."""
+    return v if S is None else v @ S

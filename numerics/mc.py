@@ -521,7 +521,8 @@ def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progre
 
 
 def monte_carlo(W, W_star, n_samples, *, seed: int, device=None, dtype=torch.float64, method: str = "plain",
-                chunk_size: int | None = None, progress: bool | None = None):
+                chunk_size: int | None = None, progress: bool | None = None, a=None, a_star=None,
+                activation="relu", cov=None, sobolev=(1.0, 0.0), train_output=False):
     """Monte-Carlo means and standard errors of ``L, J, H`` and their mean fields.
 
     ``n_samples``: an integer (returns one :class:`MCEstimate`) or a strictly increasing
@@ -532,7 +533,25 @@ def monte_carlo(W, W_star, n_samples, *, seed: int, device=None, dtype=torch.flo
     budget).  ``progress``: ``None`` shows a progress bar when the run is expected to take more
     than a few seconds.  ``seed``: see :func:`check_seed`.  Every argument is checked before any
     sampling starts; a result that float64 cannot represent is a ``ValueError`` (module docstring).
+
+    ``a, a_star, activation, cov, sobolev, train_output``: the model family
+    (:mod:`numerics.family`).  With their defaults (the paper's model) nothing changes; otherwise
+    the call returns :func:`numerics.mc_family.monte_carlo_family` (autograd, a
+    :class:`~numerics.mc_family.FamilyMCEstimate`) for a single integer ``n_samples`` and
+    ``method="plain"``.
     """
+    from .mc_family import is_default_family, monte_carlo_family
+
+    if not is_default_family(a=a, a_star=a_star, activation=activation, cov=cov, sobolev=sobolev,
+                             train_output=train_output):
+        if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, (int, np.integer)):
+            raise ValueError(f"the model family (a, a_star, activation, cov, sobolev, train_output) takes a single "
+                             f"integer n_samples, not checkpoints; got {n_samples!r}")
+        if method != "plain":
+            raise ValueError(f"the model family supports method='plain' only; got method={method!r}")
+        return monte_carlo_family(W, W_star, n_samples, seed=seed, a=a, a_star=a_star, activation=activation,
+                                  cov=cov, sobolev=sobolev, train_output=train_output, device=device, dtype=dtype,
+                                  chunk_size=chunk_size, progress=progress)
     checkpoints = _checkpoints(n_samples)
     it = _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progress)
     if isinstance(n_samples, (int, np.integer)):

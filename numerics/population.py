@@ -137,7 +137,10 @@ def _namer(K: int):
 
 
 # ----------------------------------------------------------------------------- public API
-def loss(W, W_star, part: str, *, a=None, a_star=None, activation="relu", cov=None, sobolev=(1.0, 0.0),
+_DEFAULT_SOBOLEV = (1.0, 0.0)  # the keywords' defaults: the paper's model (numerics.family)
+
+
+def loss(W, W_star, part: str, *, a=None, a_star=None, activation="relu", cov=None, sobolev=_DEFAULT_SOBOLEV,
          train_output=False) -> float | np.ndarray:
     """Population loss ``L``, ``J`` or ``H = L + J`` (docs/theory.md, section 2), a float.
 
@@ -155,15 +158,12 @@ def loss(W, W_star, part: str, *, a=None, a_star=None, activation="relu", cov=No
     a signature shared with the other objects (a loss does not depend on it).  The defaults are the
     paper's model and take the code path above unchanged (the same numbers, bit for bit).
     """
-    from .family import family
-
     if part not in ("L", "J", "H", "J2"):
         check_part(part)  # its message names the parts of the paper's model
-    dims = _operand_dims(W, W_star)
-    fam = family(*dims, a=a, a_star=a_star, activation=activation, cov=cov, sobolev=sobolev,
-                 train_output=train_output)
-    if not fam.is_default or part == "J2":
-        return _family_loss(W, W_star, part, fam, dict(a=a, a_star=a_star))
+    fam = _family_of_call(W, W_star, a, a_star, activation, cov, sobolev, train_output)
+    if fam is not None or part == "J2":
+        return _family_loss(W, W_star, part, fam or _family_of_call(W, W_star, force=True),
+                            dict(a=a, a_star=a_star))
     check_part(part)
     if wants_backend(W, W_star):
         from . import backend  # torch tensors (and other array namespaces): results in their type
@@ -181,6 +181,20 @@ def loss(W, W_star, part: str, *, a=None, a_star=None, activation="relu", cov=No
         return math.ldexp(value, -2 * k)
     except OverflowError:
         raise ValueError(_too_large(f"the population {part} ({value:.6g} * 2**{-2 * k})")) from None
+
+
+def _family_of_call(W, W_star, a=None, a_star=None, activation="relu", cov=None, sobolev=_DEFAULT_SOBOLEV,
+                    train_output=False, force=False):
+    """The checked family keywords (:func:`numerics.family.family`), or ``None`` for the paper's model (the
+    common case, recognised without any work unless ``force``)."""
+    if (not force and a is None and a_star is None and activation == "relu" and cov is None
+            and train_output is False and (sobolev is _DEFAULT_SOBOLEV or tuple(sobolev) == _DEFAULT_SOBOLEV)):
+        return None
+    from .family import family
+
+    fam = family(*_operand_dims(W, W_star), a=a, a_star=a_star, activation=activation, cov=cov, sobolev=sobolev,
+                 train_output=train_output)
+    return None if fam.is_default and not force else fam
 
 
 def _operand_dims(W, W_star) -> tuple:
@@ -211,6 +225,23 @@ def _family_loss(W, W_star, part, fam, weights: dict):
     return family_population.loss(W, W_star, part, fam)
 
 
+def _family_gradient(W, W_star, part, field, fam):
+    """:func:`numerics.family_population.gradient`; tensors in, tensors of the caller's dtype and device out."""
+    from . import family_population
+
+    if is_batched(W, W_star):
+        raise ValueError("the model family's gradients take one instance per call (W of shape (K, d)); "
+                         "loop over the batch, or use autograd of numerics.loss on tensors")
+    if not wants_backend(W, W_star):
+        return family_population.gradient(W, W_star, part, field, fam)
+    from . import backend
+
+    xp, Wt, _ = backend._operands(W, W_star)
+    out = family_population.gradient(W, W_star, part, field, fam)
+    back = [xp.asarray(o, dtype=Wt.dtype, device=backend._device(Wt)) for o in (out if fam.train_output else (out,))]
+    return tuple(back) if fam.train_output else back[0]
+
+
 def _too_large(what: str) -> str:
     return (f"{what} exceeds the float64 range (~1.8e308); it grows like |W|^2 for a loss and "
             "|W| for a gradient: rescale the weights (every object is positively homogeneous)")
@@ -235,7 +266,8 @@ def _loss(W, W_star, part: str) -> float:
     return math.fsum(terms.ravel().tolist() + extra)
 
 
-def gradient(W, W_star, part: str, field: str) -> np.ndarray:
+def gradient(W, W_star, part: str, field: str, *, a=None, a_star=None, activation="relu", cov=None,
+             sobolev=_DEFAULT_SOBOLEV, train_output=False) -> np.ndarray:
     """Gradient field ``(K, d)`` of ``part`` in the rows of ``W``.
 
     ``field="mean"``: mean field ``E_x[grad_W l]`` (autograd's per-sample gradient averaged);
@@ -244,9 +276,19 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
 
     Batched (:mod:`numerics.batched`): ``(..., K, d)`` for ``W`` of shape ``(..., K, d)``, ``W_star`` of
     shape ``(..., K*, d)``.
+
+    The keywords of the model family as in :func:`loss` (:func:`numerics.family_population.gradient`: where
+    the mean field and the true gradient differ there); ``train_output=True`` returns ``(grad_W, grad_a)``.
+    One instance per call for the family (no batch dimensions); tensors give tensors (computed by the NumPy
+    reference; for a differentiable objective use autograd of :func:`loss`).
     """
-    check_part(part)
+    if part not in ("L", "J", "H", "J2"):
+        check_part(part)
     check_field(field, GRADIENT_FIELDS, "gradient")
+    fam = _family_of_call(W, W_star, a, a_star, activation, cov, sobolev, train_output)
+    if fam is not None or part == "J2":
+        return _family_gradient(W, W_star, part, field, fam or _family_of_call(W, W_star, force=True))
+    check_part(part)
     if wants_backend(W, W_star):
         from . import backend  # torch tensors (and other array namespaces): results in their type
 
@@ -428,7 +470,8 @@ def _match_candidates(candidates: list, size_gap) -> list:
     return out
 
 
-def hessian(W, W_star, part: str, field: str) -> np.ndarray:
+def hessian(W, W_star, part: str, field: str, *, a=None, a_star=None, activation="relu", cov=None,
+            sobolev=_DEFAULT_SOBOLEV, train_output=False) -> np.ndarray:
     """Hessian-type matrix ``(K*d, K*d)`` of ``part``, index ``i*d + k`` (row ``i``, coordinate ``k``).
 
     ``field="true"``: Hessian of the population loss (symmetric);
@@ -437,7 +480,14 @@ def hessian(W, W_star, part: str, field: str) -> np.ndarray:
 
     Batched (:mod:`numerics.batched`): ``(..., K*d, K*d)`` for ``W`` of shape ``(..., K, d)``, ``W_star`` of
     shape ``(..., K*, d)``; the memory check counts the whole batch and refuses it before any work.
+
+    The keywords of the model family are accepted; its Hessians are not derived yet: a member other than
+    the paper's model raises ``NotImplementedError`` (the true Hessian of a member is
+    ``torch.func.hessian`` of :func:`loss` on tensors).
     """
+    if _family_of_call(W, W_star, a, a_star, activation, cov, sobolev, train_output) is not None:
+        raise NotImplementedError("the Hessians of the model family beyond the paper's are not derived yet; the "
+                                  "true Hessian is torch.func.hessian of numerics.loss(..., same keywords) on tensors")
     check_part(part)
     check_field(field, HESSIAN_FIELDS, "Hessian")
     if wants_backend(W, W_star):

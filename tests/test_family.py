@@ -234,3 +234,124 @@ def test_autograd_in_the_output_weights_matches_central_differences():
     fd = [(numerics.loss(W, Ws, "H", a=a + h * e, activation=act, sobolev=(1.0, 0.5))
            - numerics.loss(W, Ws, "H", a=a - h * e, activation=act, sobolev=(1.0, 0.5))) / (2 * h) for e in np.eye(3)]
     assert np.allclose(g.numpy(), fd, rtol=1e-8, atol=1e-8 * np.abs(fd).max())
+
+
+# ----------------------------------------------------------------------------- gradients
+MEMBERS = [dict(), dict(activation=("leaky_relu", 0.2)), dict(activation=("relu_power", 2), sobolev=(1.0, 0.5)),
+           dict(activation=("relu_power", 3), sobolev=(0.5, 0.25))]
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), member=st.sampled_from(range(len(MEMBERS))), with_cov=st.booleans())
+def test_true_gradient_is_autograd_of_the_loss(seed, member, with_cov):
+    """The NumPy true gradient (chain rule through the pair terms, numerics.family_population) against torch
+    autograd of the loss (numerics.backend: a different geometry, no derivative formulas), in W and in
+    the output weights, with and without a covariance: 1e-11 of the largest entry."""
+    W, Ws, rng = random_case(seed)
+    kw = dict(MEMBERS[member], a_star=rng.uniform(0.3, 2.0, 2))
+    if with_cov:
+        M = rng.standard_normal((4, 4))
+        kw["cov"] = M @ M.T + 0.3 * np.eye(4)
+    a = rng.uniform(0.3, 2.0, 3)
+    for part in ("L", "J", "H"):
+        gW, ga = numerics.gradient(W, Ws, part, "true", a=a, train_output=True, **kw)
+        Wt, at = torch.tensor(W, requires_grad=True), torch.tensor(a, requires_grad=True)
+        tW, ta = torch.autograd.grad(numerics.loss(Wt, torch.tensor(Ws), part, a=at, **kw), (Wt, at))
+        assert np.abs(gW - tW.numpy()).max() <= 1e-11 * np.abs(gW).max(), part
+        assert np.abs(ga - ta.numpy()).max() <= 1e-11 * np.abs(ga).max(), part
+
+
+@pytest.mark.parametrize("field", ["mean", "true"])
+def test_unit_weights_give_the_papers_fields(field):
+    W, Ws, _ = random_case(12)
+    for part in ("L", "J", "H"):
+        got = numerics.gradient(W, Ws, part, field, a=np.ones(3))
+        ref = numerics.gradient(W, Ws, part, field)
+        assert np.abs(got - ref).max() <= 1e-13 * np.abs(ref).max(), part
+
+
+@pytest.mark.parametrize("field", ["mean", "true"])
+def test_positive_output_weights_rescale_the_fields_for_relu(field):
+    """L(a W) as a function of W: its gradient is a_j times the paper's field at rows a_j w_j; the mean field
+    too (the per-sample autograd gradient scales the same way)."""
+    W, Ws, rng = random_case(13)
+    a, a_star = rng.uniform(0.3, 2.0, 3), rng.uniform(0.3, 2.0, 2)
+    for part in ("L", "J", "H"):
+        got = numerics.gradient(W, Ws, part, field, a=a, a_star=a_star)
+        ref = a[:, None] * numerics.gradient(a[:, None] * W, a_star[:, None] * Ws, part, field)
+        assert np.abs(got - ref).max() <= 1e-12 * np.abs(ref).max(), part
+
+
+def test_where_the_mean_field_and_the_true_gradient_differ():
+    """They differ exactly where sigma^(k) is a step (its autograd derivative is 0 but its kernel depends on
+    the angle): J of relu and leaky_relu, J2 of relu_power(2); L never, J of relu_power, J2 of relu_power(3)."""
+    W, Ws, _ = random_case(14)
+    cases = [("relu", "L", False), ("relu", "J", True), (("leaky_relu", 0.3), "J", True),
+             (("relu_power", 2), "J", False), (("relu_power", 2), "J2", True), (("relu_power", 3), "J2", False),
+             (("relu_power", 3), "L", False)]
+    for act, part, differ in cases:
+        mean = numerics.gradient(W, Ws, part, "mean", activation=act, a=np.ones(3))
+        true = numerics.gradient(W, Ws, part, "true", activation=act, a=np.ones(3))
+        gap = np.abs(mean - true).max() / np.abs(true).max()
+        assert (gap > 1e-3) if differ else (gap <= 1e-13), (act, part, gap)
+
+
+def test_the_true_gradient_at_a_kink_is_refused_and_the_mean_field_exists():
+    W, Ws, _ = random_case(15)
+    W[1] = 2.0 * W[0]
+    for act, part in ((("leaky_relu", 0.2), "J"), (("relu_power", 2), "J2")):
+        with pytest.raises(ValueError, match="does not exist"):
+            numerics.gradient(W, Ws, part, "true", activation=act)
+        assert np.isfinite(numerics.gradient(W, Ws, part, "mean", activation=act)).all()
+    # smooth kernels: the true gradient exists at parallel rows
+    assert np.isfinite(numerics.gradient(W, Ws, "J", "true", activation=("relu_power", 2))).all()
+
+
+def test_family_hessians_are_not_derived_yet():
+    W, Ws, _ = random_case(16)
+    with pytest.raises(NotImplementedError, match="torch.func.hessian"):
+        numerics.hessian(W, Ws, "H", "true", activation=("relu_power", 2))
+    assert numerics.hessian(W, Ws, "H", "true", activation="relu").shape == (12, 12)  # the default path
+
+
+# ----------------------------------------------------------------------------- against the Monte-Carlo witness
+WITNESS_CASES = [
+    ("relu with output weights and cov", dict(), True),
+    ("leaky_relu 0.3", dict(activation=("leaky_relu", 0.3)), True),
+    ("relu_power 2 with J2", dict(activation=("relu_power", 2), sobolev=(0.5, 0.25)), True),
+    ("relu_power 3 with J2", dict(activation=("relu_power", 3), sobolev=(0.5, 0.25)), False),
+]
+
+
+@pytest.mark.parametrize("label, kw, with_cov", WITNESS_CASES, ids=[c[0] for c in WITNESS_CASES])
+def test_losses_and_mean_fields_against_the_monte_carlo_witness(label, kw, with_cov):
+    """The closed forms of every part (losses, mean fields in W and a) against numerics.monte_carlo with the same
+    keywords: per-sample autograd, x = cov^(1/2) z sampled (not the reduction the closed forms use).  The mean
+    field is the object where the semantics bite: J of relu/leaky_relu and J2 of relu_power(2) differ from the
+    true gradient, and only the mean field may agree with the witness.  Bonferroni z-test, family-wise 1e-3
+    over every entry of the test."""
+    from scipy.stats import norm
+
+    W, Ws, rng = random_case(17, K=2, Ks=2, d=3)
+    kw = dict(kw, a=rng.uniform(0.5, 1.5, 2), a_star=rng.uniform(0.5, 1.5, 2), train_output=True)
+    if with_cov:
+        M = rng.standard_normal((3, 3))
+        kw["cov"] = M @ M.T + 0.5 * np.eye(3)
+    est = numerics.monte_carlo(W, Ws, 200_000, seed=3, device="cpu", **kw)
+    closed_loss, closed_field, closed_a = {}, {}, {}
+    for part in est.parts:
+        closed_loss[part] = numerics.loss(W, Ws, part, **kw)
+        closed_field[part], closed_a[part] = numerics.gradient(W, Ws, part, "mean", **kw)
+    z = est.z_scores(closed_loss, closed_field, closed_a)
+    flat = np.concatenate([np.atleast_1d(v).ravel() for v in z.values()])
+    assert np.abs(flat).max() <= norm.isf(1e-3 / (2 * flat.size)), {k: np.abs(v).max() for k, v in z.items()}
+
+
+def test_the_witness_tells_the_mean_field_from_the_true_gradient():
+    """The same witness rejects the true gradient as the mean field where they differ (J of leaky_relu):
+    the test above can fail."""
+    W, Ws, _ = random_case(18, K=2, Ks=2, d=3)
+    kw = dict(activation=("leaky_relu", 0.3))
+    est = numerics.monte_carlo(W, Ws, 200_000, seed=4, device="cpu", **kw)
+    z = est.z_scores({}, {"J": numerics.gradient(W, Ws, "J", "true", **kw)})
+    assert np.abs(z["mean_field/J"]).max() > 10

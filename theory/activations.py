@@ -52,6 +52,14 @@ def arc_kernel(q: int, signs: str) -> sp.Expr:
     return sp.simplify(n_a**q * n_b**q * radial * angular / (2 * sp.pi))
 
 
+@cached
+def arc_kernel_dtheta(q: int, signs: str) -> sp.Expr:
+    """``d/dtheta`` of :func:`arc_kernel`: with ``d n_a / d a = a^`` and ``d theta / d a = -e2 / n_a`` it gives
+    the gradient of a kernel in its rows (the true gradient of the family's losses; ``e2`` the unit vector
+    of ``b`` orthogonal to ``a``)."""
+    return sp.simplify(sp.diff(arc_kernel(q, signs), theta))
+
+
 c_plus, c_minus = sp.symbols("c_plus c_minus", real=True)
 
 

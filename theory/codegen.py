@@ -223,7 +223,8 @@ def specification() -> dict:
     # last, so that an expression they share with the objects above keeps its name there
     for q in activations.DEGREES:
         for signs in activations.SIGNS:
-            out[("arc", q, signs)] = {"f": Pair(activations.arc_kernel(q, signs))}
+            out[("arc", q, signs)] = {"f": Pair(activations.arc_kernel(q, signs)),
+                                      "dtheta": Pair(activations.arc_kernel_dtheta(q, signs))}
     return out
 
 
