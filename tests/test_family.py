@@ -355,3 +355,15 @@ def test_the_witness_tells_the_mean_field_from_the_true_gradient():
     est = numerics.monte_carlo(W, Ws, 200_000, seed=4, device="cpu", **kw)
     z = est.z_scores({}, {"J": numerics.gradient(W, Ws, "J", "true", **kw)})
     assert np.abs(z["mean_field/J"]).max() > 10
+
+
+def test_the_documented_existence_table_is_the_derived_one():
+    from pathlib import Path
+
+    from theory.activations import existence_table
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "theory.md").read_text()
+    word = {True: "yes", False: "no", None: "—"}
+    for member, part, exists, mean_is_true, par, anti in existence_table():
+        row = f"| {member} | {part} | {word[exists]} | {word[mean_is_true]} | {word[par]} | {word[anti]} |"
+        assert row in text, row

@@ -131,3 +131,41 @@ def covariance_reduction() -> dict:
     # E[(u.z)(v'.z)] = u.v' for z ~ N(0, I): the Gram matrix of the rows S w seen by the kernels is w^T S^2 v
     covariance = sp.expand(((S * w).T * (S * v))[0] - (w.T * (S * S) * v)[0])
     return {"projection": projection, "covariance": covariance}
+
+
+# ----------------------------------------------------------------------------- where each object exists
+beta = sp.Symbol("beta", nonnegative=True)
+MEMBERS = {  # name: (degree p, c_plus, c_minus) of sigma
+    "relu": (1, sp.Integer(1), sp.Integer(0)),
+    "leaky_relu(beta)": (1, sp.Integer(1), -beta),
+    "relu_power(2)": (2, sp.Integer(1), sp.Integer(0)),
+    "relu_power(3)": (3, sp.Integer(1), sp.Integer(0)),
+}
+
+
+def _derivative(p: int, cp, cm, k: int) -> tuple:
+    for _ in range(k):
+        p, cp, cm = p - 1, p * cp, -p * cm
+    return p, cp, cm
+
+
+@cached
+def existence_table() -> tuple:
+    """For every member and part (``L``, ``J``, ``J2``): ``(member, part, exists, mean_is_true, at_parallel,
+    at_antiparallel)``: whether the loss is finite, whether the mean field equals the true gradient
+    everywhere (``sigma^(k)`` is not a step: its degree is >= 1, or it has no jump), and whether the true
+    gradient exists at exactly parallel / anti-parallel rows (the kernel of ``sigma^(k)`` has zero
+    ``theta``-derivative there; ``0 <= beta < 1`` for leaky_relu).  Derived from :func:`homogeneous_kernel`."""
+    rows = []
+    for name, (p, cp, cm) in MEMBERS.items():
+        for part, k in _DERIVATIVE_ORDER.items():
+            q, dp, dm = _derivative(p, cp, cm, k)
+            if q < 0:
+                rows.append((name, part, False, None, None, None))
+                continue
+            kern = homogeneous_kernel(q).subs({c_plus: dp, c_minus: dm}, simultaneous=True)
+            slope = sp.diff(kern, theta)
+            flat = [sp.simplify(sp.limit(slope, theta, end, "+" if end == 0 else "-")) == 0 for end in (0, sp.pi)]
+            mean_is_true = q >= 1 or sp.simplify(dp - dm) == 0
+            rows.append((name, part, True, bool(mean_is_true), *flat))
+    return tuple(rows)
