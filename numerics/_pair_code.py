@@ -31,6 +31,24 @@ def arc_0_pm_dtheta__closed_sc(n_a, n_b, theta, S, C):
     return (1/2)/pi
 
 
+def arc_0_pm_dtheta_over_sin__closed(n_a, n_b, theta):
+    return (1/2)/(pi*sin(theta))
+
+
+def arc_0_pm_dtheta_over_sin__near_zero(n_a, n_b, theta):
+    x0 = pi**(-1.0)
+    return (16931177/1524374691840000)*theta**15*x0 + (8191/74724249600)*theta**13*x0 + (1414477/1307674368000)*theta**11*x0 + (73/6842880)*theta**9*x0 + (127/1209600)*theta**7*x0 + (31/30240)*theta**5*x0 + (7/720)*theta**3*x0 + (1/12)*theta*x0 + (1/2)*x0/theta
+
+
+def arc_0_pm_dtheta_over_sin__near_pi(n_a, n_b, psi):
+    x0 = pi**(-1.0)
+    return (16931177/1524374691840000)*psi**15*x0 + (8191/74724249600)*psi**13*x0 + (1414477/1307674368000)*psi**11*x0 + (73/6842880)*psi**9*x0 + (127/1209600)*psi**7*x0 + (31/30240)*psi**5*x0 + (7/720)*psi**3*x0 + (1/12)*psi*x0 + (1/2)*x0/psi
+
+
+def arc_0_pm_dtheta_over_sin__closed_sc(n_a, n_b, theta, S, C):
+    return (1/2)/(pi*S)
+
+
 def arc_0_pm_f__closed(n_a, n_b, theta):
     return (1/2)*theta/pi
 
@@ -63,6 +81,24 @@ def arc_0_pp_dtheta__closed_sc(n_a, n_b, theta, S, C):
     return -(1/2)/pi
 
 
+def arc_0_pp_dtheta_over_sin__closed(n_a, n_b, theta):
+    return -(1/2)/(pi*sin(theta))
+
+
+def arc_0_pp_dtheta_over_sin__near_zero(n_a, n_b, theta):
+    x0 = pi**(-1.0)
+    return -16931177/1524374691840000*theta**15*x0 - 8191/74724249600*theta**13*x0 - 1414477/1307674368000*theta**11*x0 - 73/6842880*theta**9*x0 - 127/1209600*theta**7*x0 - 31/30240*theta**5*x0 - 7/720*theta**3*x0 - 1/12*theta*x0 - 1/2*x0/theta
+
+
+def arc_0_pp_dtheta_over_sin__near_pi(n_a, n_b, psi):
+    x0 = pi**(-1.0)
+    return -16931177/1524374691840000*psi**15*x0 - 8191/74724249600*psi**13*x0 - 1414477/1307674368000*psi**11*x0 - 73/6842880*psi**9*x0 - 127/1209600*psi**7*x0 - 31/30240*psi**5*x0 - 7/720*psi**3*x0 - 1/12*psi*x0 - 1/2*x0/psi
+
+
+def arc_0_pp_dtheta_over_sin__closed_sc(n_a, n_b, theta, S, C):
+    return -(1/2)/(pi*S)
+
+
 def arc_1_pm_dtheta__closed(n_a, n_b, theta):
     return (1/2)*n_a*n_b*theta*sin(theta)/pi
 
@@ -88,6 +124,43 @@ def arc_1_pm_dtheta__near_pi(n_a, n_b, psi):
 
 def arc_1_pm_dtheta__closed_sc(n_a, n_b, theta, S, C):
     return (1/2)*S*n_a*n_b*theta/pi
+
+
+def arc_1_pm_dtheta2__closed(n_a, n_b, theta):
+    return (1/2)*n_a*n_b*(theta*cos(theta) + sin(theta))/pi
+
+
+def arc_1_pm_dtheta2__near_zero(n_a, n_b, theta):
+    x0 = pi**(-1.0)
+    x1 = n_a*n_b*x0
+    x2 = theta**2
+    return theta*(x1 + x2*(-1/3*x1 + x2*((1/40)*x1 + x2*(-1/1260*x1 + x2*((1/72576)*x1 + x2*(-1/6652800*x1 + x2*((1/889574400)*n_a*n_b*x0 - 1/163459296000*x1*x2)))))))
+
+
+def arc_1_pm_dtheta2__near_pi(n_a, n_b, psi):
+    x0 = n_a*n_b
+    x1 = x0/pi
+    return psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*((1/174356582400)*n_a*n_b - 1/163459296000*psi*x1) + (1/889574400)*x1) - 1/958003200*x0) - 1/6652800*x1) + (1/7257600)*x0) + (1/72576)*x1) - 1/80640*x0) - 1/1260*x1) + (1/1440)*x0) + (1/40)*x1) - 1/48*x0) - 1/3*x1) + (1/4)*x0) + x1) - 1/2*x0
+
+
+def arc_1_pm_dtheta2__closed_sc(n_a, n_b, theta, S, C):
+    return (1/2)*n_a*n_b*(C*theta + S)/pi
+
+
+def arc_1_pm_dtheta_over_sin__closed(n_a, n_b, theta):
+    return (1/2)*n_a*n_b*theta/pi
+
+
+def arc_1_pm_dtheta_over_sin__near_zero(n_a, n_b, theta):
+    return (1/2)*n_a*n_b*theta/pi
+
+
+def arc_1_pm_dtheta_over_sin__near_pi(n_a, n_b, psi):
+    return -1/2*n_a*n_b*psi/pi + (1/2)*n_a*n_b
+
+
+def arc_1_pm_dtheta_over_sin__closed_sc(n_a, n_b, theta, S, C):
+    return (1/2)*n_a*n_b*theta/pi
 
 
 def arc_1_pm_f__closed(n_a, n_b, theta):
@@ -138,6 +211,45 @@ def arc_1_pp_dtheta__closed_sc(n_a, n_b, theta, S, C):
     return (1/2)*S*n_a*n_b*(theta - pi)/pi
 
 
+def arc_1_pp_dtheta2__closed(n_a, n_b, theta):
+    x0 = cos(theta)
+    return (1/2)*n_a*n_b*(theta*x0 - pi*x0 + sin(theta))/pi
+
+
+def arc_1_pp_dtheta2__near_zero(n_a, n_b, theta):
+    x0 = n_a*n_b
+    x1 = x0/pi
+    return theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*((1/174356582400)*n_a*n_b - 1/163459296000*theta*x1) + (1/889574400)*x1) - 1/958003200*x0) - 1/6652800*x1) + (1/7257600)*x0) + (1/72576)*x1) - 1/80640*x0) - 1/1260*x1) + (1/1440)*x0) + (1/40)*x1) - 1/48*x0) - 1/3*x1) + (1/4)*x0) + x1) - 1/2*x0
+
+
+def arc_1_pp_dtheta2__near_pi(n_a, n_b, psi):
+    x0 = pi**(-1.0)
+    x1 = n_a*n_b*x0
+    x2 = psi**2
+    return psi*(x1 + x2*(-1/3*x1 + x2*((1/40)*x1 + x2*(-1/1260*x1 + x2*((1/72576)*x1 + x2*(-1/6652800*x1 + x2*((1/889574400)*n_a*n_b*x0 - 1/163459296000*x1*x2)))))))
+
+
+def arc_1_pp_dtheta2__closed_sc(n_a, n_b, theta, S, C):
+    return (1/2)*n_a*n_b*(C*theta - pi*C + S)/pi
+
+
+def arc_1_pp_dtheta_over_sin__closed(n_a, n_b, theta):
+    return (1/2)*n_a*n_b*(theta - pi)/pi
+
+
+def arc_1_pp_dtheta_over_sin__near_zero(n_a, n_b, theta):
+    x0 = (1/2)*n_a*n_b
+    return theta*x0/pi - x0
+
+
+def arc_1_pp_dtheta_over_sin__near_pi(n_a, n_b, psi):
+    return -1/2*n_a*n_b*psi/pi
+
+
+def arc_1_pp_dtheta_over_sin__closed_sc(n_a, n_b, theta, S, C):
+    return (1/2)*n_a*n_b*(theta - pi)/pi
+
+
 def arc_2_pm_dtheta__closed(n_a, n_b, theta):
     x0 = 2*theta
     return n_a**2*n_b**2*(-theta*sin(x0) - cos(x0) + 1)/pi
@@ -161,6 +273,50 @@ def arc_2_pm_dtheta__near_pi(n_a, n_b, psi):
 def arc_2_pm_dtheta__closed_sc(n_a, n_b, theta, S, C):
     x0 = 2*theta
     return n_a**2*n_b**2*(-theta*sin(x0) - cos(x0) + 1)/pi
+
+
+def arc_2_pm_dtheta2__closed(n_a, n_b, theta):
+    x0 = 2*theta
+    return n_a**2*n_b**2*(-x0*cos(x0) + sin(x0))/pi
+
+
+def arc_2_pm_dtheta2__near_zero(n_a, n_b, theta):
+    x0 = n_a**2*n_b**2/pi
+    x1 = theta**2
+    return theta**3*((8/3)*x0 + x1*(-16/15*x0 + x1*((16/105)*x0 + x1*(-32/2835*x0 + x1*((16/31185)*x0 + x1*((32/91216125)*x0*x1 - 32/2027025*x0))))))
+
+
+def arc_2_pm_dtheta2__near_pi(n_a, n_b, psi):
+    x0 = n_a**2
+    x1 = n_b**2
+    x2 = x0*x1
+    x3 = x2/pi
+    return psi**2*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(-32/91216125*psi*x3 + (16/42567525)*x0*x1) + (32/2027025)*x3) - 8/467775*x2) - 16/31185*x3) + (8/14175)*x2) + (32/2835)*x3) - 4/315*x2) - 16/105*x3) + (8/45)*x2) + (16/15)*x3) - 4/3*x2) - 8/3*x3) + 4*x2) - 2*x2
+
+
+def arc_2_pm_dtheta2__closed_sc(n_a, n_b, theta, S, C):
+    x0 = 2*theta
+    return n_a**2*n_b**2*(-x0*cos(x0) + sin(x0))/pi
+
+
+def arc_2_pm_dtheta_over_sin__closed(n_a, n_b, theta):
+    return 2*n_a**2*n_b**2*(-theta*cos(theta) + sin(theta))/pi
+
+
+def arc_2_pm_dtheta_over_sin__near_zero(n_a, n_b, theta):
+    x0 = n_a**2*n_b**2/pi
+    x1 = theta**2
+    return theta**3*((2/3)*x0 + x1*(-1/15*x0 + x1*((1/420)*x0 + x1*(-1/22680*x0 + x1*((1/1995840)*x0 + x1*((1/46702656000)*x0*x1 - 1/259459200*x0))))))
+
+
+def arc_2_pm_dtheta_over_sin__near_pi(n_a, n_b, psi):
+    x0 = n_a**2*n_b**2
+    x1 = x0/pi
+    return psi**2*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*((1/46702656000)*psi*x1 - 1/43589145600*x0) - 1/259459200*x1) + (1/239500800)*x0) + (1/1995840)*x1) - 1/1814400*x0) - 1/22680*x1) + (1/20160)*x0) + (1/420)*x1) - 1/360*x0) - 1/15*x1) + (1/12)*x0) + (2/3)*x1) - x0) + 2*x0
+
+
+def arc_2_pm_dtheta_over_sin__closed_sc(n_a, n_b, theta, S, C):
+    return 2*n_a**2*n_b**2*(-C*theta + S)/pi
 
 
 def arc_2_pm_f__closed(n_a, n_b, theta):
@@ -211,6 +367,58 @@ def arc_2_pp_dtheta__closed_sc(n_a, n_b, theta, S, C):
     x0 = 2*theta
     x1 = sin(x0)
     return n_a**2*n_b**2*(theta*x1 - pi*x1 + cos(x0) - 1)/pi
+
+
+def arc_2_pp_dtheta2__closed(n_a, n_b, theta):
+    x0 = 2*theta
+    x1 = cos(x0)
+    return n_a**2*n_b**2*(2*theta*x1 - 2*pi*x1 - sin(x0))/pi
+
+
+def arc_2_pp_dtheta2__near_zero(n_a, n_b, theta):
+    x0 = n_a**2
+    x1 = n_b**2
+    x2 = x0*x1
+    x3 = x2/pi
+    return theta**2*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(-32/91216125*theta*x3 + (16/42567525)*x0*x1) + (32/2027025)*x3) - 8/467775*x2) - 16/31185*x3) + (8/14175)*x2) + (32/2835)*x3) - 4/315*x2) - 16/105*x3) + (8/45)*x2) + (16/15)*x3) - 4/3*x2) - 8/3*x3) + 4*x2) - 2*x2
+
+
+def arc_2_pp_dtheta2__near_pi(n_a, n_b, psi):
+    x0 = n_a**2*n_b**2/pi
+    x1 = psi**2
+    return psi**3*((8/3)*x0 + x1*(-16/15*x0 + x1*((16/105)*x0 + x1*(-32/2835*x0 + x1*((16/31185)*x0 + x1*((32/91216125)*x0*x1 - 32/2027025*x0))))))
+
+
+def arc_2_pp_dtheta2__closed_sc(n_a, n_b, theta, S, C):
+    x0 = 2*theta
+    x1 = cos(x0)
+    return n_a**2*n_b**2*(2*theta*x1 - 2*pi*x1 - sin(x0))/pi
+
+
+def arc_2_pp_dtheta_over_sin__closed(n_a, n_b, theta):
+    x0 = cos(theta)
+    return 2*n_a**2*n_b**2*(theta*x0 - pi*x0 - sin(theta))/pi
+
+
+def arc_2_pp_dtheta_over_sin__near_zero(n_a, n_b, theta):
+    x0 = n_a**2
+    x1 = n_b**2
+    x2 = x0*x1
+    x3 = x2/pi
+    return theta**2*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(-1/46702656000*theta*x3 + (1/43589145600)*x0*x1) + (1/259459200)*x3) - 1/239500800*x2) - 1/1995840*x3) + (1/1814400)*x2) + (1/22680)*x3) - 1/20160*x2) - 1/420*x3) + (1/360)*x2) + (1/15)*x3) - 1/12*x2) - 2/3*x3) + x2) - 2*x2
+
+
+def arc_2_pp_dtheta_over_sin__near_pi(n_a, n_b, psi):
+    x0 = pi**(-1.0)
+    x1 = n_a**2
+    x2 = n_b**2
+    x3 = x0*x1*x2
+    x4 = psi**2
+    return psi**3*(-2/3*x3 + x4*((1/15)*x3 + x4*(-1/420*x3 + x4*((1/22680)*x3 + x4*(-1/1995840*x3 + x4*((1/259459200)*x0*x1*x2 - 1/46702656000*x3*x4))))))
+
+
+def arc_2_pp_dtheta_over_sin__closed_sc(n_a, n_b, theta, S, C):
+    return 2*n_a**2*n_b**2*(C*theta - pi*C - S)/pi
 
 
 def arc_2_pp_f__closed(n_a, n_b, theta):
@@ -264,6 +472,60 @@ def arc_3_pm_dtheta__closed_sc(n_a, n_b, theta, S, C):
     return (9/2)*S*n_a**3*n_b**3*(theta*cos(x0) + x0 - 3/2*sin(x0))/pi
 
 
+def arc_3_pm_dtheta2__closed(n_a, n_b, theta):
+    x0 = sin(theta)
+    x1 = cos(theta)
+    return (3/2)*n_a**3*n_b**3*(-18*theta*x0**2*x1 + 9*theta*x1 + 21*x0**3 - 9*x0)/pi
+
+
+def arc_3_pm_dtheta2__near_zero(n_a, n_b, theta):
+    x0 = pi**(-1.0)
+    x1 = n_a**3
+    x2 = n_b**3
+    x3 = x0*x1*x2
+    x4 = theta**2
+    return theta**5*((36/5)*x3 + x4*(-24/7*x3 + x4*((47/70)*x3 + x4*(-173/2310*x3 + x4*((39443/7207200)*x0*x1*x2 - 3581/12612600*x3*x4)))))
+
+
+def arc_3_pm_dtheta2__near_pi(n_a, n_b, psi):
+    x0 = n_a**3
+    x1 = n_b**3
+    x2 = x0*x1
+    x3 = psi**2
+    x4 = x2/pi
+    return -27/2*x2 + x3*((135/4)*x2 + x3*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(-3581/12612600*psi*x4 + (478297/1291530240)*x0*x1) + (39443/7207200)*x4) - 265721/35481600*x2) - 173/2310*x4) + (1181/10752)*x2) + (47/70)*x4) - 9843/8960*x2) - 24/7*x4) + (219/32)*x2) + (36/5)*x4) - 369/16*x2))
+
+
+def arc_3_pm_dtheta2__closed_sc(n_a, n_b, theta, S, C):
+    return (3/2)*n_a**3*n_b**3*(-18*C*S**2*theta + 9*C*theta + 21*S**3 - 9*S)/pi
+
+
+def arc_3_pm_dtheta_over_sin__closed(n_a, n_b, theta):
+    x0 = 2*theta
+    return (9/4)*n_a**3*n_b**3*(4*theta + x0*cos(x0) - 3*sin(x0))/pi
+
+
+def arc_3_pm_dtheta_over_sin__near_zero(n_a, n_b, theta):
+    x0 = pi**(-1.0)
+    x1 = n_a**3
+    x2 = n_b**3
+    x3 = x0*x1*x2
+    x4 = theta**2
+    return theta**5*((6/5)*x3 + x4*(-8/35*x3 + x4*((2/105)*x3 + x4*(-16/17325*x3 + x4*((4/135135)*x0*x1*x2 - 16/23648625*x3*x4)))))
+
+
+def arc_3_pm_dtheta_over_sin__near_pi(n_a, n_b, psi):
+    x0 = n_a**3*n_b**3
+    x1 = psi**2
+    x2 = x0/pi
+    return (27/2)*x0 + x1*(-9*x0 + x1*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*(psi*((16/23648625)*psi*x2 - 4/4729725*x0) - 4/135135*x2) + (2/51975)*x0) + (16/17325)*x2) - 2/1575*x0) - 2/105*x2) + (1/35)*x0) + (8/35)*x2) - 2/5*x0) - 6/5*x2) + 3*x0))
+
+
+def arc_3_pm_dtheta_over_sin__closed_sc(n_a, n_b, theta, S, C):
+    x0 = 2*theta
+    return (9/4)*n_a**3*n_b**3*(4*theta + x0*cos(x0) - 3*sin(x0))/pi
+
+
 def arc_3_pm_f__closed(n_a, n_b, theta):
     x0 = sin(theta)
     x1 = theta*cos(theta)
@@ -313,6 +575,65 @@ def arc_3_pp_dtheta__near_pi(n_a, n_b, psi):
 def arc_3_pp_dtheta__closed_sc(n_a, n_b, theta, S, C):
     x0 = S**2
     return (9/2)*S*n_a**3*n_b**3*(-3*C*S - 2*theta*x0 + 3*theta + 2*pi*x0 - 3*pi)/pi
+
+
+def arc_3_pp_dtheta2__closed(n_a, n_b, theta):
+    x0 = sin(theta)
+    x1 = cos(theta)
+    x2 = 27*x1
+    x3 = 54*x1**3
+    return (1/2)*n_a**3*n_b**3*(-theta*x2 + theta*x3 - 63*x0*x1**2 + 36*x0 + pi*x2 - pi*x3)/pi
+
+
+def arc_3_pp_dtheta2__near_zero(n_a, n_b, theta):
+    x0 = n_a**3
+    x1 = n_b**3
+    x2 = x0*x1
+    x3 = theta**2
+    x4 = x2/pi
+    return -27/2*x2 + x3*((135/4)*x2 + x3*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(-3581/12612600*theta*x4 + (478297/1291530240)*x0*x1) + (39443/7207200)*x4) - 265721/35481600*x2) - 173/2310*x4) + (1181/10752)*x2) + (47/70)*x4) - 9843/8960*x2) - 24/7*x4) + (219/32)*x2) + (36/5)*x4) - 369/16*x2))
+
+
+def arc_3_pp_dtheta2__near_pi(n_a, n_b, psi):
+    x0 = pi**(-1.0)
+    x1 = n_a**3
+    x2 = n_b**3
+    x3 = x0*x1*x2
+    x4 = psi**2
+    return psi**5*((36/5)*x3 + x4*(-24/7*x3 + x4*((47/70)*x3 + x4*(-173/2310*x3 + x4*((39443/7207200)*x0*x1*x2 - 3581/12612600*x3*x4)))))
+
+
+def arc_3_pp_dtheta2__closed_sc(n_a, n_b, theta, S, C):
+    x0 = 27*C
+    x1 = 54*C**3
+    return (1/2)*n_a**3*n_b**3*(-63*C**2*S + 36*S - theta*x0 + theta*x1 + pi*x0 - pi*x1)/pi
+
+
+def arc_3_pp_dtheta_over_sin__closed(n_a, n_b, theta):
+    x0 = 2*theta
+    x1 = cos(x0)
+    return (9/2)*n_a**3*n_b**3*(theta*x1 + 2*theta - pi*x1 - 3/2*sin(x0) - 2*pi)/pi
+
+
+def arc_3_pp_dtheta_over_sin__near_zero(n_a, n_b, theta):
+    x0 = n_a**3
+    x1 = n_b**3
+    x2 = x0*x1
+    x3 = theta**2
+    x4 = x2/pi
+    return -27/2*x2 + x3*(9*x2 + x3*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(theta*(-16/23648625*theta*x4 + (4/4729725)*x0*x1) + (4/135135)*x4) - 2/51975*x2) - 16/17325*x4) + (2/1575)*x2) + (2/105)*x4) - 1/35*x2) - 8/35*x4) + (2/5)*x2) + (6/5)*x4) - 3*x2))
+
+
+def arc_3_pp_dtheta_over_sin__near_pi(n_a, n_b, psi):
+    x0 = n_a**3*n_b**3/pi
+    x1 = psi**2
+    return psi**5*(-6/5*x0 + x1*((8/35)*x0 + x1*(-2/105*x0 + x1*((16/17325)*x0 + x1*((16/23648625)*x0*x1 - 4/135135*x0)))))
+
+
+def arc_3_pp_dtheta_over_sin__closed_sc(n_a, n_b, theta, S, C):
+    x0 = 2*theta
+    x1 = cos(x0)
+    return (9/2)*n_a**3*n_b**3*(theta*x1 + 2*theta - pi*x1 - 3/2*sin(x0) - 2*pi)/pi
 
 
 def arc_3_pp_f__closed(n_a, n_b, theta):
@@ -1050,6 +1371,17 @@ PAIRS = {
         'vanishes_at_pi': False,
         'is_zero': False,
     },
+    'arc_0_pm_dtheta_over_sin': {
+        'closed': arc_0_pm_dtheta_over_sin__closed,
+        'near_zero': arc_0_pm_dtheta_over_sin__near_zero,
+        'near_pi': arc_0_pm_dtheta_over_sin__near_pi,
+        'closed_sc': arc_0_pm_dtheta_over_sin__closed_sc,
+        'finite_at_zero': False,
+        'finite_at_pi': False,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
     'arc_0_pm_f': {
         'closed': arc_0_pm_f__closed,
         'near_zero': arc_0_pm_f__near_zero,
@@ -1072,6 +1404,17 @@ PAIRS = {
         'vanishes_at_pi': False,
         'is_zero': False,
     },
+    'arc_0_pp_dtheta_over_sin': {
+        'closed': arc_0_pp_dtheta_over_sin__closed,
+        'near_zero': arc_0_pp_dtheta_over_sin__near_zero,
+        'near_pi': arc_0_pp_dtheta_over_sin__near_pi,
+        'closed_sc': arc_0_pp_dtheta_over_sin__closed_sc,
+        'finite_at_zero': False,
+        'finite_at_pi': False,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
     'arc_1_pm_dtheta': {
         'closed': arc_1_pm_dtheta__closed,
         'near_zero': arc_1_pm_dtheta__near_zero,
@@ -1081,6 +1424,28 @@ PAIRS = {
         'finite_at_pi': True,
         'vanishes_at_zero': True,
         'vanishes_at_pi': True,
+        'is_zero': False,
+    },
+    'arc_1_pm_dtheta2': {
+        'closed': arc_1_pm_dtheta2__closed,
+        'near_zero': arc_1_pm_dtheta2__near_zero,
+        'near_pi': arc_1_pm_dtheta2__near_pi,
+        'closed_sc': arc_1_pm_dtheta2__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'arc_1_pm_dtheta_over_sin': {
+        'closed': arc_1_pm_dtheta_over_sin__closed,
+        'near_zero': arc_1_pm_dtheta_over_sin__near_zero,
+        'near_pi': arc_1_pm_dtheta_over_sin__near_pi,
+        'closed_sc': arc_1_pm_dtheta_over_sin__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': False,
         'is_zero': False,
     },
     'arc_1_pm_f': {
@@ -1105,6 +1470,28 @@ PAIRS = {
         'vanishes_at_pi': True,
         'is_zero': False,
     },
+    'arc_1_pp_dtheta2': {
+        'closed': arc_1_pp_dtheta2__closed,
+        'near_zero': arc_1_pp_dtheta2__near_zero,
+        'near_pi': arc_1_pp_dtheta2__near_pi,
+        'closed_sc': arc_1_pp_dtheta2__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
+    'arc_1_pp_dtheta_over_sin': {
+        'closed': arc_1_pp_dtheta_over_sin__closed,
+        'near_zero': arc_1_pp_dtheta_over_sin__near_zero,
+        'near_pi': arc_1_pp_dtheta_over_sin__near_pi,
+        'closed_sc': arc_1_pp_dtheta_over_sin__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
     'arc_2_pm_dtheta': {
         'closed': arc_2_pm_dtheta__closed,
         'near_zero': arc_2_pm_dtheta__near_zero,
@@ -1114,6 +1501,28 @@ PAIRS = {
         'finite_at_pi': True,
         'vanishes_at_zero': True,
         'vanishes_at_pi': True,
+        'is_zero': False,
+    },
+    'arc_2_pm_dtheta2': {
+        'closed': arc_2_pm_dtheta2__closed,
+        'near_zero': arc_2_pm_dtheta2__near_zero,
+        'near_pi': arc_2_pm_dtheta2__near_pi,
+        'closed_sc': arc_2_pm_dtheta2__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'arc_2_pm_dtheta_over_sin': {
+        'closed': arc_2_pm_dtheta_over_sin__closed,
+        'near_zero': arc_2_pm_dtheta_over_sin__near_zero,
+        'near_pi': arc_2_pm_dtheta_over_sin__near_pi,
+        'closed_sc': arc_2_pm_dtheta_over_sin__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': False,
         'is_zero': False,
     },
     'arc_2_pm_f': {
@@ -1135,6 +1544,28 @@ PAIRS = {
         'finite_at_zero': True,
         'finite_at_pi': True,
         'vanishes_at_zero': True,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
+    'arc_2_pp_dtheta2': {
+        'closed': arc_2_pp_dtheta2__closed,
+        'near_zero': arc_2_pp_dtheta2__near_zero,
+        'near_pi': arc_2_pp_dtheta2__near_pi,
+        'closed_sc': arc_2_pp_dtheta2__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
+    'arc_2_pp_dtheta_over_sin': {
+        'closed': arc_2_pp_dtheta_over_sin__closed,
+        'near_zero': arc_2_pp_dtheta_over_sin__near_zero,
+        'near_pi': arc_2_pp_dtheta_over_sin__near_pi,
+        'closed_sc': arc_2_pp_dtheta_over_sin__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': False,
         'vanishes_at_pi': True,
         'is_zero': False,
     },
@@ -1160,6 +1591,28 @@ PAIRS = {
         'vanishes_at_pi': True,
         'is_zero': False,
     },
+    'arc_3_pm_dtheta2': {
+        'closed': arc_3_pm_dtheta2__closed,
+        'near_zero': arc_3_pm_dtheta2__near_zero,
+        'near_pi': arc_3_pm_dtheta2__near_pi,
+        'closed_sc': arc_3_pm_dtheta2__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'arc_3_pm_dtheta_over_sin': {
+        'closed': arc_3_pm_dtheta_over_sin__closed,
+        'near_zero': arc_3_pm_dtheta_over_sin__near_zero,
+        'near_pi': arc_3_pm_dtheta_over_sin__near_pi,
+        'closed_sc': arc_3_pm_dtheta_over_sin__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
     'arc_3_pm_f': {
         'closed': arc_3_pm_f__closed,
         'near_zero': arc_3_pm_f__near_zero,
@@ -1179,6 +1632,28 @@ PAIRS = {
         'finite_at_zero': True,
         'finite_at_pi': True,
         'vanishes_at_zero': True,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
+    'arc_3_pp_dtheta2': {
+        'closed': arc_3_pp_dtheta2__closed,
+        'near_zero': arc_3_pp_dtheta2__near_zero,
+        'near_pi': arc_3_pp_dtheta2__near_pi,
+        'closed_sc': arc_3_pp_dtheta2__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
+    'arc_3_pp_dtheta_over_sin': {
+        'closed': arc_3_pp_dtheta_over_sin__closed,
+        'near_zero': arc_3_pp_dtheta_over_sin__near_zero,
+        'near_pi': arc_3_pp_dtheta_over_sin__near_pi,
+        'closed_sc': arc_3_pp_dtheta_over_sin__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': False,
         'vanishes_at_pi': True,
         'is_zero': False,
     },
@@ -1572,66 +2047,98 @@ PAIRS = {
 OBJECTS = {
     ('arc', 0, 'mm'): {
         'dtheta': 'arc_0_pp_dtheta',
+        'dtheta2': 'zero',
+        'dtheta_over_sin': 'arc_0_pp_dtheta_over_sin',
         'f': 'hessian_L_true_off_s',
     },
     ('arc', 0, 'mp'): {
         'dtheta': 'arc_0_pm_dtheta',
+        'dtheta2': 'zero',
+        'dtheta_over_sin': 'arc_0_pm_dtheta_over_sin',
         'f': 'arc_0_pm_f',
     },
     ('arc', 0, 'pm'): {
         'dtheta': 'arc_0_pm_dtheta',
+        'dtheta2': 'zero',
+        'dtheta_over_sin': 'arc_0_pm_dtheta_over_sin',
         'f': 'arc_0_pm_f',
     },
     ('arc', 0, 'pp'): {
         'dtheta': 'arc_0_pp_dtheta',
+        'dtheta2': 'zero',
+        'dtheta_over_sin': 'arc_0_pp_dtheta_over_sin',
         'f': 'hessian_L_true_off_s',
     },
     ('arc', 1, 'mm'): {
         'dtheta': 'arc_1_pp_dtheta',
+        'dtheta2': 'arc_1_pp_dtheta2',
+        'dtheta_over_sin': 'arc_1_pp_dtheta_over_sin',
         'f': 'loss_L_f',
     },
     ('arc', 1, 'mp'): {
         'dtheta': 'arc_1_pm_dtheta',
+        'dtheta2': 'arc_1_pm_dtheta2',
+        'dtheta_over_sin': 'arc_1_pm_dtheta_over_sin',
         'f': 'arc_1_pm_f',
     },
     ('arc', 1, 'pm'): {
         'dtheta': 'arc_1_pm_dtheta',
+        'dtheta2': 'arc_1_pm_dtheta2',
+        'dtheta_over_sin': 'arc_1_pm_dtheta_over_sin',
         'f': 'arc_1_pm_f',
     },
     ('arc', 1, 'pp'): {
         'dtheta': 'arc_1_pp_dtheta',
+        'dtheta2': 'arc_1_pp_dtheta2',
+        'dtheta_over_sin': 'arc_1_pp_dtheta_over_sin',
         'f': 'loss_L_f',
     },
     ('arc', 2, 'mm'): {
         'dtheta': 'arc_2_pp_dtheta',
+        'dtheta2': 'arc_2_pp_dtheta2',
+        'dtheta_over_sin': 'arc_2_pp_dtheta_over_sin',
         'f': 'arc_2_pp_f',
     },
     ('arc', 2, 'mp'): {
         'dtheta': 'arc_2_pm_dtheta',
+        'dtheta2': 'arc_2_pm_dtheta2',
+        'dtheta_over_sin': 'arc_2_pm_dtheta_over_sin',
         'f': 'arc_2_pm_f',
     },
     ('arc', 2, 'pm'): {
         'dtheta': 'arc_2_pm_dtheta',
+        'dtheta2': 'arc_2_pm_dtheta2',
+        'dtheta_over_sin': 'arc_2_pm_dtheta_over_sin',
         'f': 'arc_2_pm_f',
     },
     ('arc', 2, 'pp'): {
         'dtheta': 'arc_2_pp_dtheta',
+        'dtheta2': 'arc_2_pp_dtheta2',
+        'dtheta_over_sin': 'arc_2_pp_dtheta_over_sin',
         'f': 'arc_2_pp_f',
     },
     ('arc', 3, 'mm'): {
         'dtheta': 'arc_3_pp_dtheta',
+        'dtheta2': 'arc_3_pp_dtheta2',
+        'dtheta_over_sin': 'arc_3_pp_dtheta_over_sin',
         'f': 'arc_3_pp_f',
     },
     ('arc', 3, 'mp'): {
         'dtheta': 'arc_3_pm_dtheta',
+        'dtheta2': 'arc_3_pm_dtheta2',
+        'dtheta_over_sin': 'arc_3_pm_dtheta_over_sin',
         'f': 'arc_3_pm_f',
     },
     ('arc', 3, 'pm'): {
         'dtheta': 'arc_3_pm_dtheta',
+        'dtheta2': 'arc_3_pm_dtheta2',
+        'dtheta_over_sin': 'arc_3_pm_dtheta_over_sin',
         'f': 'arc_3_pm_f',
     },
     ('arc', 3, 'pp'): {
         'dtheta': 'arc_3_pp_dtheta',
+        'dtheta2': 'arc_3_pp_dtheta2',
+        'dtheta_over_sin': 'arc_3_pp_dtheta_over_sin',
         'f': 'arc_3_pp_f',
     },
     ('field', 'J', 'mean'): {

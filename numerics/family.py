@@ -127,8 +127,8 @@ def family(K: int, K_star: int, d: int, *, a=None, a_star=None, activation="relu
 def _weights(x, n: int, name: str):
     if x is None:
         return None
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
+    if hasattr(x, "detach"):  # a tensor (tolist: also under torch.func transforms, where .numpy() fails)
+        x = np.asarray(x.detach().tolist(), dtype=np.float64 if x.is_floating_point() else None)
     arr = np.asarray(x)
     if arr.dtype.kind not in "iuf" or arr.dtype == bool:
         raise ValueError(f"{name} must be a real array of output weights; got dtype {arr.dtype}")
@@ -144,7 +144,7 @@ def _covariance(cov, d: int):
     if cov is None:
         return None
     if hasattr(cov, "detach"):
-        cov = cov.detach().cpu().numpy()
+        cov = np.asarray(cov.detach().tolist(), dtype=np.float64 if cov.is_floating_point() else None)
     S = np.asarray(cov)
     if S.dtype.kind not in "iuf" or S.dtype == bool:
         raise ValueError(f"cov must be a real (d, d) matrix; got dtype {S.dtype}")

@@ -242,6 +242,21 @@ def _family_gradient(W, W_star, part, field, fam):
     return tuple(back) if fam.train_output else back[0]
 
 
+def _family_hessian(W, W_star, part, field, fam):
+    """:func:`numerics.family_hessian.hessian`; tensors in, tensors of the caller's dtype and device out."""
+    from . import family_hessian
+
+    if is_batched(W, W_star):
+        raise ValueError("the model family's Hessians take one instance per call (W of shape (K, d))")
+    out = family_hessian.hessian(W, W_star, part, field, fam)
+    if not wants_backend(W, W_star):
+        return out
+    from . import backend
+
+    xp, Wt, _ = backend._operands(W, W_star)
+    return xp.asarray(out, dtype=Wt.dtype, device=backend._device(Wt))
+
+
 def _too_large(what: str) -> str:
     return (f"{what} exceeds the float64 range (~1.8e308); it grows like |W|^2 for a loss and "
             "|W| for a gradient: rescale the weights (every object is positively homogeneous)")
@@ -481,15 +496,17 @@ def hessian(W, W_star, part: str, field: str, *, a=None, a_star=None, activation
     Batched (:mod:`numerics.batched`): ``(..., K*d, K*d)`` for ``W`` of shape ``(..., K, d)``, ``W_star`` of
     shape ``(..., K*, d)``; the memory check counts the whole batch and refuses it before any work.
 
-    The keywords of the model family are accepted; its Hessians are not derived yet: a member other than
-    the paper's model raises ``NotImplementedError`` (the true Hessian of a member is
-    ``torch.func.hessian`` of :func:`loss` on tensors).
+    The keywords of the model family as in :func:`loss` (:mod:`numerics.family_hessian`): ``"true"`` and
+    ``"mean"``, over ``concatenate([W.ravel(), a])`` when ``train_output=True``; ``"autograd"`` is not
+    derived for the family (``NotImplementedError``).  One instance per call; tensors give tensors.
     """
-    if _family_of_call(W, W_star, a, a_star, activation, cov, sobolev, train_output) is not None:
-        raise NotImplementedError("the Hessians of the model family beyond the paper's are not derived yet; the "
-                                  "true Hessian is torch.func.hessian of numerics.loss(..., same keywords) on tensors")
-    check_part(part)
+    if part not in ("L", "J", "H", "J2"):
+        check_part(part)
     check_field(field, HESSIAN_FIELDS, "Hessian")
+    fam = _family_of_call(W, W_star, a, a_star, activation, cov, sobolev, train_output)
+    if fam is not None or part == "J2":
+        return _family_hessian(W, W_star, part, field, fam or _family_of_call(W, W_star, force=True))
+    check_part(part)
     if wants_backend(W, W_star):
         from . import backend  # torch tensors (and other array namespaces): results in their type
 

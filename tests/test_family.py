@@ -307,11 +307,62 @@ def test_the_true_gradient_at_a_kink_is_refused_and_the_mean_field_exists():
     assert np.isfinite(numerics.gradient(W, Ws, "J", "true", activation=("relu_power", 2))).all()
 
 
-def test_family_hessians_are_not_derived_yet():
-    W, Ws, _ = random_case(16)
-    with pytest.raises(NotImplementedError, match="torch.func.hessian"):
-        numerics.hessian(W, Ws, "H", "true", activation=("relu_power", 2))
-    assert numerics.hessian(W, Ws, "H", "true", activation="relu").shape == (12, 12)  # the default path
+# ----------------------------------------------------------------------------- Hessians
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), member=st.sampled_from(range(len(MEMBERS))), with_cov=st.booleans())
+def test_true_hessian_over_w_and_a_is_torch_func_hessian_of_the_loss(seed, member, with_cov):
+    """The NumPy Hessian (numerics.family_hessian: e-basis chain rule, generated theta-derivatives) over
+    (W, a) against torch.func.hessian of the backend loss: 1e-11 of the largest entry."""
+    W, Ws, rng = random_case(seed)
+    kw = dict(MEMBERS[member], a_star=rng.uniform(0.3, 2.0, 2))
+    if with_cov:
+        M = rng.standard_normal((4, 4))
+        kw["cov"] = M @ M.T + 0.3 * np.eye(4)
+    a = rng.uniform(0.3, 2.0, 3)
+    St = torch.tensor(Ws)
+    for part in ("L", "J", "H"):
+        got = numerics.hessian(W, Ws, part, "true", a=a, train_output=True, **kw)
+        ref = torch.func.hessian(lambda x: numerics.loss(x[:12].reshape(3, 4), St, part, a=x[12:], **kw))(
+            torch.tensor(np.concatenate([W.ravel(), a]))).numpy()
+        assert np.abs(got - ref).max() <= 1e-11 * np.abs(ref).max(), part
+
+
+@pytest.mark.parametrize("member", range(len(MEMBERS)))
+def test_jacobian_of_the_mean_field_is_its_derivative(member):
+    """The mean-field Jacobian over (W, a) against central differences of the mean field itself (step 1e-6
+    of each entry's scale: truncation ~1e-12, rounding ~1e-10 relative; tolerance 1e-7 of the largest)."""
+    from numerics.finite_differences import fd_jacobian
+
+    W, Ws, rng = random_case(20 + member)
+    a = rng.uniform(0.5, 1.5, 3)
+    kw = dict(MEMBERS[member], a_star=rng.uniform(0.5, 1.5, 2))
+    for part in ("L", "J", "H"):
+        got = numerics.hessian(W, Ws, part, "mean", a=a, train_output=True, **kw)
+
+        def field(x):
+            gW, ga = numerics.gradient(x[:12].reshape(3, 4), Ws, part, "mean", a=x[12:], train_output=True, **kw)
+            return np.concatenate([gW.ravel(), ga])
+        ref = fd_jacobian(field, np.concatenate([W.ravel(), a]))
+        assert np.abs(got - ref).max() <= 1e-7 * np.abs(ref).max(), part
+
+
+def test_unit_weights_give_the_papers_hessians():
+    W, Ws, _ = random_case(25)
+    for part in ("L", "J", "H"):
+        for field in ("true", "mean"):
+            got = numerics.hessian(W, Ws, part, field, a=np.ones(3))
+            ref = numerics.hessian(W, Ws, part, field)
+            assert np.abs(got - ref).max() <= 1e-13 * np.abs(ref).max(), (part, field)
+
+
+def test_family_hessian_refusals():
+    W, Ws, _ = random_case(26)
+    with pytest.raises(NotImplementedError, match="autograd"):
+        numerics.hessian(W, Ws, "H", "autograd", activation=("relu_power", 2))
+    W[1] = 2.0 * W[0]  # exactly parallel (a power of two scales exactly)
+    with pytest.raises(ValueError, match="does not exist"):
+        numerics.hessian(W, Ws, "J", "true", activation=("leaky_relu", 0.1))
+    assert np.isfinite(numerics.hessian(W, Ws, "J", "true", activation=("relu_power", 2))).all()
 
 
 # ----------------------------------------------------------------------------- against the Monte-Carlo witness

@@ -60,6 +60,20 @@ def arc_kernel_dtheta(q: int, signs: str) -> sp.Expr:
     return sp.simplify(sp.diff(arc_kernel(q, signs), theta))
 
 
+@cached
+def arc_kernel_dtheta2(q: int, signs: str) -> sp.Expr:
+    """``d^2/dtheta^2`` of :func:`arc_kernel` (the Hessians of the family's losses)."""
+    return sp.simplify(sp.diff(arc_kernel(q, signs), theta, 2))
+
+
+@cached
+def arc_kernel_dtheta_over_sin(q: int, signs: str) -> sp.Expr:
+    """``(d/dtheta arc_kernel) / sin(theta)``: the coefficient of the orthogonal complement in the Hessians,
+    generated with its own series so that it keeps its digits next to the kinks (a finite limit where the
+    kernel is flat there)."""
+    return sp.simplify(arc_kernel_dtheta(q, signs) / sp.sin(theta))
+
+
 c_plus, c_minus = sp.symbols("c_plus c_minus", real=True)
 
 

@@ -224,7 +224,9 @@ def specification() -> dict:
     for q in activations.DEGREES:
         for signs in activations.SIGNS:
             out[("arc", q, signs)] = {"f": Pair(activations.arc_kernel(q, signs)),
-                                      "dtheta": Pair(activations.arc_kernel_dtheta(q, signs))}
+                                      "dtheta": Pair(activations.arc_kernel_dtheta(q, signs)),
+                                      "dtheta2": Pair(activations.arc_kernel_dtheta2(q, signs)),
+                                      "dtheta_over_sin": Pair(activations.arc_kernel_dtheta_over_sin(q, signs))}
     return out
 
 
