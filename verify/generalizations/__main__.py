@@ -1,0 +1,4 @@
+from verify import generalizations
+from verify.report import run
+
+raise SystemExit(run(generalizations))
