@@ -30,9 +30,8 @@ import numpy as np
 
 from .compile import generated, pair_function
 from .family import Family, cov_sqrt
-from .family_population import _ORDER, check_part_exists, kernel_matrix, parts_needed
+from .family_population import _NO_RESCALING, _ORDER, check_part_exists, checked_rows, kernel_matrix, parts_needed
 from .geometry import pair_geometry, plane_directions
-from .validation import as_rows
 
 
 def _arc_sum(geo, q: int, cp: float, cm: float, what: str) -> np.ndarray:
@@ -56,7 +55,12 @@ def hessian(W, W_star, part: str, field: str, fam: Family) -> np.ndarray:
     if field not in ("true", "mean"):
         raise NotImplementedError(f"the {field!r} Hessian of the model family is not derived yet (true and mean are)")
     check_part_exists(part, fam)
-    W, W_star = as_rows(W, "W"), as_rows(W_star, "W_star")
+    W, W_star = checked_rows(W, W_star)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # a result beyond float64 is refused below
+        return _hessian(W, W_star, part, field, fam)
+
+
+def _hessian(W, W_star, part, field, fam) -> np.ndarray:
     K, d = W.shape
     Z = np.vstack([W, W_star])
     M = len(Z)
@@ -101,7 +105,7 @@ def hessian(W, W_star, part: str, field: str, fam: Family) -> np.ndarray:
         out[n:, :n] = haW.reshape(K, n)
         out[n:, n:] = haa
     if not np.isfinite(out).all():
-        raise ValueError(f"an entry of the {field} Hessian of {part} exceeds the float64 range here")
+        raise ValueError(f"an entry of the {field} Hessian of {part} exceeds the float64 range here{_NO_RESCALING}")
     return out
 
 

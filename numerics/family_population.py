@@ -61,15 +61,40 @@ def check_part_exists(part: str, fam: Family) -> None:
                          "hyperplanes w . x = 0 (J2 is infinite); it exists for ('relu_power', 2) and ('relu_power', 3)")
 
 
+def checked_rows(W, W_star) -> tuple:
+    """``W``, ``W_star`` as float64 rows (:func:`numerics.validation.as_rows`), refused with a ``ValueError``
+    when a row is too small for the family's evaluation, which does not rescale (documented limit:
+    squared row norms at least ``2**-500``; below, norms and angles underflow)."""
+    W, W_star = as_rows(W, "W"), as_rows(W_star, "W_star")
+    for x, name in ((W, "W"), (W_star, "W_star")):
+        with np.errstate(under="ignore"):
+            n2 = np.einsum("ij,ij->i", x, x)
+        if n2.min() < _SMALLEST_SQUARED_NORM:
+            raise ValueError(f"row {int(n2.argmin())} of {name} is too small (|row| < 2**-250 ~ 5.5e-76) for the model "
+                             "family's evaluation, which does not rescale; rescale the weights (a loss of degree-p "
+                             "units is homogeneous of degree 2p in the rows)")
+    return W, W_star
+
+
+_SMALLEST_SQUARED_NORM = 2.0**-500
+_NO_RESCALING = (" (or an intermediate does, such as a Gram entry |w|^2: the model family's evaluation does not "
+                 "rescale); rescale the weights")
+
+
 def loss(W, W_star, part: str, fam: Family) -> float:
     """The population ``part`` (``"L"``, ``"J"``, ``"J2"``, ``"H"``) of the family member ``fam``, a float."""
     check_part_exists(part, fam)
-    W, W_star = as_rows(W, "W"), as_rows(W_star, "W_star")
+    W, W_star = checked_rows(W, W_star)
     Z = np.vstack([W, W_star])
     K = len(W)
     A = np.concatenate([np.ones(K) if fam.a is None else fam.a,
                         np.ones(len(W_star)) if fam.a_star is None else fam.a_star])
     weights = np.concatenate([A[:K], -A[K:]])
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # a result beyond float64 is refused below
+        return _loss(Z, K, weights, part, fam)
+
+
+def _loss(Z, K, weights, part, fam) -> float:
     U = Z if fam.cov is None else Z @ cov_sqrt(fam.cov)  # rows cov^(1/2) z (cov^(1/2) is symmetric)
     geo = pair_geometry(U, U, shared_prefix=True)
     G = Z @ Z.T
@@ -82,7 +107,7 @@ def loss(W, W_star, part: str, fam: Family) -> float:
         terms += (lam * outer * pair).ravel().tolist()
     value = max(math.fsum(terms), 0.0)  # an expectation of a square; rounding must not make it negative
     if not math.isfinite(value):
-        raise ValueError(f"the population {part} exceeds the float64 range here; rescale the weights")
+        raise ValueError(f"the population {part} exceeds the float64 range here{_NO_RESCALING}")
     return value
 
 
@@ -114,7 +139,12 @@ def gradient(W, W_star, part: str, field: str, fam: Family):
     from .geometry import plane_directions
 
     check_part_exists(part, fam)
-    W, W_star = as_rows(W, "W"), as_rows(W_star, "W_star")
+    W, W_star = checked_rows(W, W_star)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # a result beyond float64 is refused below
+        return _gradient(W, W_star, part, field, fam, plane_directions)
+
+
+def _gradient(W, W_star, part, field, fam, plane_directions):
     K, d = W.shape
     Z = np.vstack([W, W_star])
     A = np.concatenate([np.ones(K) if fam.a is None else fam.a,
@@ -157,7 +187,7 @@ def gradient(W, W_star, part: str, field: str, fam: Family):
         angular = -np.einsum("jr,jrd->jd", coef * Gk * dK / nu, e2)
         grad_W += _times_S(angular, S)
     if not (np.isfinite(grad_W).all() and np.isfinite(grad_a).all()):
-        raise ValueError(f"the {field} gradient of {part} exceeds the float64 range here; rescale the weights")
+        raise ValueError(f"the {field} gradient of {part} exceeds the float64 range here{_NO_RESCALING}")
     return (grad_W, grad_a) if fam.train_output else grad_W
 
 

@@ -303,3 +303,20 @@ def test_importing_numerics_does_not_import_the_backend_libraries():
             "print(sorted(m for m in ('torch', 'sympy', 'array_api_compat') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_jax_arrays_where_installed():
+    """JAX (where installed; not in the test extra: ~90 MB): the same numbers, JAX arrays back, and jax.grad of
+    the loss is the true gradient.  (Not under jax.jit: the discrete choices read values.)"""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    rng = np.random.default_rng(14)
+    W, Ws = rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
+    for name, f in objects():
+        got = f(jnp.asarray(W), jnp.asarray(Ws), numerics)
+        assert type(got).__module__.startswith("jax"), name
+        close_to_reference(np.asarray(got), f(W, Ws, numerics), name)
+    for part in PARTS:
+        g = jax.grad(lambda w: numerics.loss(w, jnp.asarray(Ws), part))(jnp.asarray(W))
+        close_to_reference(np.asarray(g), numerics.gradient(W, Ws, part, "true"), f"jax.grad of {part}")

@@ -418,3 +418,16 @@ def test_the_documented_existence_table_is_the_derived_one():
     for member, part, exists, mean_is_true, par, anti in existence_table():
         row = f"| {member} | {part} | {word[exists]} | {word[mean_is_true]} | {word[par]} | {word[anti]} |"
         assert row in text, row
+
+
+def test_rows_outside_the_range_are_refused_with_a_reason():
+    """The family's evaluation does not rescale (documented limit): huge rows overflow an intermediate, tiny
+    rows underflow the norms; both are a ValueError that says so, never NaN."""
+    Ws = np.eye(3)[:2]
+    for W, fragment in ((np.array([[1e200, 0.0, 0.0]]), "float64 range"),
+                        (np.array([[1e-200, 1e-200, 0.0]]), "too small")):
+        for call in (lambda: numerics.loss(W, Ws, "L", activation=("relu_power", 3)),
+                     lambda: numerics.gradient(W, Ws, "J", "true", activation=("leaky_relu", 0.3)),
+                     lambda: numerics.hessian(W, Ws, "H", "mean", activation=("relu_power", 2))):
+            with pytest.raises(ValueError, match=fragment):
+                call()
