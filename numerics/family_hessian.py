@@ -19,10 +19,13 @@ a kernel with a kink there has no Hessian (``ValueError``).
 
 Memory: ``O(K (K + K*) d^2)`` (a ``d x d`` block per pair).
 
+``field="autograd"``: the expected per-sample autograd Hessian (:func:`_autograd_terms`: the kernel
+derivatives that are deltas on the hyperplanes are left out).
+
 ``field="mean"``: the Jacobian of the mean field.  The mean field holds the kernel of a step fixed
 (degree ``q = 0``, see :func:`numerics.family_population.gradient`), i.e. it lacks the term
 ``G^k S grad_a K``; its Jacobian lacks that term's derivatives, and keeps every derivative of the rest
-(so it is not symmetric).  Elsewhere it is the Hessian.  ``"autograd"`` is not derived for the family.
+(so it is not symmetric).  Elsewhere it is the Hessian.
 """
 from __future__ import annotations
 
@@ -52,8 +55,8 @@ def _outer(x, y):
 
 def hessian(W, W_star, part: str, field: str, fam: Family) -> np.ndarray:
     """``(K d, K d)`` (index ``i d + k``), or over ``concatenate([W.ravel(), a])`` when ``fam.train_output``."""
-    if field not in ("true", "mean"):
-        raise NotImplementedError(f"the {field!r} Hessian of the model family is not derived yet (true and mean are)")
+    if field not in ("true", "mean", "autograd"):
+        raise ValueError(f"field for the Hessian must be one of ('true', 'mean', 'autograd'); got {field!r}")
     check_part_exists(part, fam)
     W, W_star = checked_rows(W, W_star)
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # a result beyond float64 is refused below
@@ -87,7 +90,9 @@ def _hessian(W, W_star, part, field, fam) -> np.ndarray:
         k = _ORDER[name]
         q, cp, cm = fam.activation.derivative(k)
         terms = _pair_terms(geo, e1, e2, Z, G, Smat, q, cp, cm, k, K)
-        if np.any(kink & (terms["Kt"] != 0)):
+        if field == "autograd":
+            terms = _autograd_terms(terms, q)
+        elif np.any(kink & (terms["Kt"] != 0)):
             j, r = np.argwhere(kink & (terms["Kt"] != 0))[0]
             raise ValueError(f"the Hessian of {part} does not exist here: W[{j}] and "
                              f"{'W' if r < K else 'W_star'}[{r if r < K else r - K}] are exactly (anti-)parallel "
@@ -139,6 +144,22 @@ def _pair_terms(geo, e1, e2, Z, G, Smat, q, cp, cm, k, K) -> dict:
         mask = _self(out[key].shape[:2], K).reshape(out[key].shape[:2] + (1,) * (out[key].ndim - 2))
         out[key] = np.where(mask, 0.0, out[key])
     return out
+
+
+def _autograd_terms(t: dict, q: int) -> dict:
+    """The pair terms as the expected per-sample autograd Hessian sees them.  Autograd differentiates
+    ``f = sigma^(k)`` (degree ``q``) almost everywhere: ``E[f'(a.x) f(b.x) x] = grad_a K`` and
+    ``E[f'(a.x) f'(b.x) x x^T] = H_ab`` hold for ``q >= 1`` (``f`` Lipschitz) and ``E[f''(a.x) f(b.x) x x^T] = H_aa``
+    for ``q >= 2``; below that the derivative is a delta (or its derivative) on the hyperplane ``a.x = 0``,
+    which autograd counts as 0.  (The self terms are unchanged: ``f^2`` is ``C^1`` for ``q >= 1`` and constant
+    for ``q = 0``.)  At an exact kink only dropped terms are singular: the object exists there."""
+    t = dict(t)
+    zero = np.zeros_like
+    if q == 0:
+        t["ga"], t["gb"], t["Hab"] = zero(t["ga"]), zero(t["gb"]), zero(t["Hab"])
+    if q < 2:
+        t["Haa"] = zero(t["Haa"])
+    return t
 
 
 def _self(shape, K):

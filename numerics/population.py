@@ -496,9 +496,9 @@ def hessian(W, W_star, part: str, field: str, *, a=None, a_star=None, activation
     Batched (:mod:`numerics.batched`): ``(..., K*d, K*d)`` for ``W`` of shape ``(..., K, d)``, ``W_star`` of
     shape ``(..., K*, d)``; the memory check counts the whole batch and refuses it before any work.
 
-    The keywords of the model family as in :func:`loss` (:mod:`numerics.family_hessian`): ``"true"`` and
-    ``"mean"``, over ``concatenate([W.ravel(), a])`` when ``train_output=True``; ``"autograd"`` is not
-    derived for the family (``NotImplementedError``).  One instance per call; tensors give tensors.
+    The keywords of the model family as in :func:`loss` (:mod:`numerics.family_hessian`): all three fields,
+    over ``concatenate([W.ravel(), a])`` when ``train_output=True``.  One instance per call; tensors give
+    tensors.
     """
     if part not in ("L", "J", "H", "J2"):
         check_part(part)

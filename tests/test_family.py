@@ -355,10 +355,88 @@ def test_unit_weights_give_the_papers_hessians():
             assert np.abs(got - ref).max() <= 1e-13 * np.abs(ref).max(), (part, field)
 
 
+def test_unit_weights_give_the_papers_autograd_hessian_even_at_a_kink():
+    W, Ws, _ = random_case(27)
+    for config in (W, np.vstack([W[:1], 2.0 * W[:1], W[2:]])):  # the second: rows 0 and 1 exactly parallel
+        for part in ("L", "J", "H"):
+            got = numerics.hessian(config, Ws, part, "autograd", a=np.ones(3))
+            ref = numerics.hessian(config, Ws, part, "autograd")
+            assert np.abs(got - ref).max() <= 1e-13 * np.abs(ref).max(), part
+
+
+AUTOGRAD_CASES = [  # (label, part, keywords, with a covariance, the true Hessian differs enough to be rejected)
+    ("leaky_relu 0.3, H", "H", dict(activation=("leaky_relu", 0.3)), False, True),
+    ("relu_power 2, J2", "J2", dict(activation=("relu_power", 2)), False, True),
+    ("relu_power 3, J2", "J2", dict(activation=("relu_power", 3)), False, True),
+    ("relu_power 2, H with J2 and cov", "H", dict(activation=("relu_power", 2), sobolev=(0.5, 0.25)), True, False),
+]
+
+
+@pytest.mark.parametrize("label, part, kw, with_cov, rejects_true", AUTOGRAD_CASES, ids=[c[0] for c in AUTOGRAD_CASES])
+def test_expected_autograd_hessian_against_per_sample_autograd(label, part, kw, with_cov, rejects_true):
+    """The closed-form expected autograd Hessian over (W, a) against the sample mean (1e5 samples) of
+    torch.func.hessian of the per-sample loss (input derivatives by torch.func too, x = cov^(1/2) z sampled):
+    Bonferroni z-test, family-wise 1e-3, over the entries with a non-zero standard error; entries without
+    one (exact in every sample) to 1e-12.  Where the Hessian of the loss differs enough, the same test
+    rejects it (the test can fail)."""
+    from scipy.stats import norm
+
+    from numerics.family import activation as make_activation
+    from numerics.mc_family import torch_activation
+
+    W, Ws, rng = random_case(28, K=2, Ks=2, d=3)
+    a, a_star = rng.uniform(0.5, 1.5, 2), rng.uniform(0.5, 1.5, 2)
+    cov = None
+    if with_cov:
+        M = rng.standard_normal((3, 3))
+        cov = M @ M.T + 0.5 * np.eye(3)
+        kw = dict(kw, cov=cov)
+    # the weights of l_L, l_J, l_J2 in the per-sample loss of `part`
+    lam0 = 1.0 if part in ("H", "L") else 0.0
+    lam1, lam2 = {"H": kw.get("sobolev", (1.0, 0.0)), "L": (0.0, 0.0), "J": (1.0, 0.0), "J2": (0.0, 1.0)}[part]
+    sigma = torch_activation(make_activation(kw["activation"]))
+    Wst, ast = torch.tensor(Ws), torch.tensor(a_star)
+
+    def per_sample(theta, x):
+        Wt, at = theta[:6].reshape(2, 3), theta[6:]
+        diff = lambda y: (at * sigma(Wt @ y)).sum() - (ast * sigma(Wst @ y)).sum()  # noqa: E731
+        loss = lam0 * 0.5 * diff(x) ** 2
+        if lam1:
+            loss = loss + lam1 * 0.5 * (torch.func.grad(diff)(x) ** 2).sum()
+        if lam2:
+            loss = loss + lam2 * 0.5 * (torch.func.hessian(diff)(x) ** 2).sum()
+        return loss
+
+    theta = torch.tensor(np.concatenate([W.ravel(), a]))
+    hess = torch.func.vmap(torch.func.hessian(per_sample), in_dims=(None, 0))
+    gen = torch.Generator().manual_seed(5)
+    S = torch.tensor(cov_sqrt(cov)) if cov is not None else None
+    total, total_sq, n = 0.0, 0.0, 0
+    for _ in range(20):
+        x = torch.randn((5000, 3), generator=gen, dtype=torch.float64)
+        x = x @ S if S is not None else x
+        h = hess(theta, x)
+        total, total_sq, n = total + h.sum(0), total_sq + (h * h).sum(0), n + len(h)
+    mean = (total / n).numpy()
+    se = np.sqrt(np.maximum((total_sq / n).numpy() - mean**2, 0.0) / (n - 1))
+    threshold = norm.isf(1e-3 / (2 * mean.size))
+
+    def max_z(field):
+        closed = numerics.hessian(W, Ws, part, field, a=a, a_star=a_star, train_output=True, **kw)
+        random_entries = se > 1e-12 * np.abs(closed).max()
+        exact_gap = np.abs(mean - closed)[~random_entries].max(initial=0.0) / np.abs(closed).max()
+        return np.abs((mean - closed)[random_entries] / se[random_entries]).max(), exact_gap
+
+    z, exact_gap = max_z("autograd")
+    assert z <= threshold and exact_gap <= 1e-12, (z, exact_gap)
+    if rejects_true:
+        assert max_z("true")[0] > threshold
+
+
 def test_family_hessian_refusals():
     W, Ws, _ = random_case(26)
-    with pytest.raises(NotImplementedError, match="autograd"):
-        numerics.hessian(W, Ws, "H", "autograd", activation=("relu_power", 2))
+    with pytest.raises(ValueError, match="field"):
+        numerics.hessian(W, Ws, "H", "jacobian", activation=("relu_power", 2))
     W[1] = 2.0 * W[0]  # exactly parallel (a power of two scales exactly)
     with pytest.raises(ValueError, match="does not exist"):
         numerics.hessian(W, Ws, "J", "true", activation=("leaky_relu", 0.1))
