@@ -58,3 +58,25 @@ def test_the_quick_report_is_in_the_index(quick_reports):
     assert {v["claim"] for v in payload["verdicts"]} == {f"beyond:{e}" for e in judge.EXTENSIONS}
     index = (quick_reports / "README.md").read_text()
     assert "## Beyond the paper" in index and index.count("generalizations.md") >= len(judge.EXTENSIONS)
+
+
+def test_symbolic_agreement_rule():
+    c = _config([0.5], [2.0], [2.0])
+    c["conditioning"][0]["base"]["real_part"] = 10.0
+    c["symbolic_single_node"] = [{"base": {"real_part": 10.0 * (1 + 1e-12)}, "sobolev": {"real_part": 5.0}}]
+    assert judge.symbolic_gap(c) <= 1e-11
+    assert "agree in 1" in judge.symbolic_sentence([c])
+    c["symbolic_single_node"][0]["sobolev"]["real_part"] = 6.0
+    assert "**disagree**" in judge.symbolic_sentence([c])
+    c["symbolic_single_node"][0]["sobolev"]["real_part"] = None
+    assert judge.symbolic_gap(c) == float("inf")
+    c["symbolic_single_node"] = None
+    assert judge.symbolic_gap(c) is None and "No configuration" in judge.symbolic_sentence([c])
+
+
+def test_the_quick_report_s_symbolic_and_numerical_spectra_agree(quick_reports):
+    import json
+
+    data = json.loads((quick_reports / "generalizations.json").read_text())["data"]
+    gaps = [judge.symbolic_gap(c) for c in data["configurations"] if judge.symbolic_gap(c) is not None]
+    assert gaps and max(gaps) <= judge.SYMBOLIC_TOL

@@ -183,3 +183,61 @@ def existence_table() -> tuple:
             mean_is_true = q >= 1 or sp.simplify(dp - dm) == 0
             rows.append((name, part, True, bool(mean_is_true), *flat))
     return tuple(rows)
+
+
+# ----------------------------------------------------------------------------- single-node spectra
+def single_node_matrix(member: str, part: str, field: str):
+    """The Hessian (``field="true"``) or the Jacobian of the mean field (``"mean"``) of ``part`` for one student
+    row ``a`` against one teacher row ``b`` (output weights 1, ``x ~ N(0, I)``), in the e-basis of
+    :mod:`theory.calculus`: a :class:`~theory.calculus.PairMatrix` ``(B, s)``.
+
+    The loss is ``1/2 T(a, a) + 1/2 T(b, b) - T(a, b)`` with ``T = (a.b)^k K_k``; its field in ``a`` is
+    ``1/2 grad phi - grad_a T(a, b)`` with ``phi(a) = T(a, a) = |a|^(2p) kappa_0``.  The mean field of a step
+    kernel (degree ``q = 0``) lacks the kernel's ``theta``-derivative (numerics.family_population); the
+    Jacobian differentiates the field as it stands.
+    """
+    from .calculus import PairVector, grad_a, jacobian_a
+
+    p, cp, cm = MEMBERS[member]
+    k = _DERIVATIVE_ORDER[part]
+    q, dp, dm = _derivative(p, cp, cm, k)
+    if q < 0:
+        raise ValueError(f"{part} does not exist for {member}")
+    K = homogeneous_kernel(q).subs({c_plus: dp, c_minus: dm}, simultaneous=True)
+    G = n_a * n_b * sp.cos(theta)
+    T = G**k * K
+    kappa0 = sp.limit(K.subs({n_a: 1, n_b: 1}), theta, 0, "+")
+    phi = n_a ** (2 * p) * kappa0
+    self_field = PairVector(sp.diff(phi, n_a) / 2, sp.Integer(0))
+    if field == "mean" and q == 0:
+        pair_field = PairVector(sp.diff(T, n_a), -k * G ** (k - 1) * sp.diff(G, theta) * K / n_a)
+    else:
+        pair_field = grad_a(T)
+    return (jacobian_a(self_field) - jacobian_a(pair_field)).simplify()
+
+
+@cached
+def single_node_spectrum(member: str, part: str, field: str) -> tuple:
+    """``(s, lambda_1, lambda_2)``: the eigenvalue of :func:`single_node_matrix` on the orthogonal complement
+    (multiplicity ``d - 2``) and its two in-plane eigenvalues (``B + s I``, by the quadratic formula: the
+    spectrum closes for every member)."""
+    M = single_node_matrix(member, part, field)
+    block = M.B + M.s * sp.eye(2)
+    tr, det = sp.simplify(block.trace()), sp.simplify(block.det())
+    root = sp.sqrt(tr**2 / 4 - det)
+    return sp.simplify(M.s), tr / 2 - root, tr / 2 + root
+
+
+def single_node_objective_spectrum(member: str, weights: dict, field: str) -> tuple:
+    """:func:`single_node_spectrum` of an objective ``sum_part weights[part] * part`` (e.g. ``H = L + J``):
+    the matrices are summed before the eigenvalues are taken."""
+    from .calculus import PairMatrix
+
+    total = PairMatrix(sp.zeros(2, 2), sp.Integer(0))
+    for part, w in weights.items():
+        if w:
+            total = total + single_node_matrix(member, part, field).scale(sp.nsimplify(w))
+    block = total.B + total.s * sp.eye(2)
+    tr, det = block.trace(), block.det()
+    root = sp.sqrt(tr**2 / 4 - det)
+    return total.s, tr / 2 - root, tr / 2 + root

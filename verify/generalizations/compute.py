@@ -213,6 +213,58 @@ def flows(config: dict, settings: dict, rng) -> list:
     return out
 
 
+# ----------------------------------------------------------------------------- symbolic single-node spectra
+_MEMBER = {"relu": "relu", "leaky_relu": "leaky_relu(beta)", "relu_power": None}
+
+
+def symbolic_member(config: dict):
+    """``(member name of theory.activations.MEMBERS, substitutions)`` where the one-node spectra close in the
+    e-basis (identity covariance; the output weights fixed), else ``None``."""
+    if config["train_output"] or config["kw"].get("cov_condition", 1.0) != 1.0:
+        return None
+    act = config["kw"].get("activation", "relu")
+    if act == "relu":
+        return "relu", {}
+    from theory.activations import beta
+
+    if act[0] == "leaky_relu":
+        return "leaky_relu(beta)", {beta: act[1]}
+    return f"relu_power({act[1]})", {}
+
+
+def _objective_weights(part: str, extra: dict) -> dict:
+    lam1, lam2 = extra.get("sobolev", (1.0, 0.0))
+    return {"L": 1.0, "J": lam1, "J2": lam2} if part == "H" else {part: 1.0}
+
+
+def symbolic_single_node(config: dict, settings: dict) -> list | None:
+    """Real-part condition numbers and smallest real parts at the one-node points from the symbolic spectra of
+    the Jacobians of both mean fields (:func:`theory.activations.single_node_objective_spectrum`; output
+    weights ``a = a*`` scale both objectives alike and leave ``kappa`` unchanged), or ``None`` where they do
+    not apply (a covariance, trained output weights)."""
+    found = symbolic_member(config)
+    if found is None:
+        return None
+    import sympy as sp
+
+    from theory.activations import single_node_objective_spectrum
+    from theory.symbols import n_a, n_b, theta
+
+    member, subs = found
+    spectra = {}
+    for which, (part, extra) in config["objectives"].items():
+        eig = single_node_objective_spectrum(member, _objective_weights(part, extra), "mean")
+        spectra[which] = sp.lambdify((n_a, n_b, theta), [e.subs(subs) for e in eig], modules="mpmath")
+    rows = []
+    for t, r in single_node_points(settings):
+        row = {"where": {"theta": t, "rho": r}}
+        for which, fn in spectra.items():
+            re = [float(complex(v).real) for v in fn(r, 1.0, t)]
+            row[which] = {"real_part": max(re) / min(re) if min(re) > 0 else None, "min_real": min(re)}
+        rows.append(row)
+    return rows
+
+
 def compute(seed: int, settings: dict, progress=None) -> dict:
     """Every number of the report, per configuration (the JSON ``data``)."""
     rng = np.random.default_rng(seed)
@@ -224,6 +276,7 @@ def compute(seed: int, settings: dict, progress=None) -> dict:
                                     for k, v in config["objectives"].items()},
                      "keywords": {k: (list(v) if isinstance(v, tuple) else v) for k, v in config["kw"].items()},
                      "conditioning": conditioning(config, settings, sub),
+                     "symbolic_single_node": symbolic_single_node(config, settings),
                      "flows": flows(config, settings, sub)})
         if progress is not None:
             progress.update(1)

@@ -85,6 +85,38 @@ def config_sentence(config: dict) -> str:
             f"(measured): **{config_verdict(config)}**.")
 
 
+SYMBOLIC_TOL = 1e-8  # symbolic and numerical condition numbers agree when their relative gap is below this
+
+
+def symbolic_gap(config: dict) -> float | None:
+    """Largest relative gap between the real-part condition numbers of the one-node points from the symbolic
+    spectra and from the numerical Jacobians (``None`` where the symbolic spectra do not apply)."""
+    rows = config.get("symbolic_single_node")
+    if not rows:
+        return None
+    numeric = [r for r in config["conditioning"] if r["kind"] == "one node"]
+    gaps = []
+    for sym, num in zip(rows, numeric):
+        for which in ("base", "sobolev"):
+            a, b = sym[which]["real_part"], num[which]["real_part"]
+            if (a is None) != (b is None):
+                return float("inf")
+            if a is not None:
+                gaps.append(abs(a - b) / abs(b))
+    return max(gaps, default=0.0)
+
+
+def symbolic_sentence(configs: list) -> str:
+    gaps = [(c["label"], symbolic_gap(c)) for c in configs if symbolic_gap(c) is not None]
+    if not gaps:
+        return "No configuration has closed-form single-node spectra here (a covariance or trained output weights)."
+    worst = max(g for _, g in gaps)
+    verdict = "agree" if worst <= SYMBOLIC_TOL else "**disagree**"
+    return (f"The one-node condition numbers from the symbolic spectra (theory.activations.single_node_objective_spectrum) "
+            f"and from the numerical Jacobians {verdict} in {len(gaps)} configurations: largest relative gap {worst:.1e} "
+            f"(tolerance {SYMBOLIC_TOL:g}).")
+
+
 def judge(summary: dict) -> dict:
     """``{"verdicts": [index rows], "extensions": {name: {"verdict", "configs", "sentences", "failing"}}}``."""
     groups = {}
@@ -101,4 +133,4 @@ def judge(summary: dict) -> dict:
                          "convention": "mean fields (autograd training), real-part condition numbers of their "
                                        "Jacobians near the teacher, population flow rates",
                          "evidence": "generalizations.md"})
-    return {"verdicts": verdicts, "extensions": extensions}
+    return {"verdicts": verdicts, "extensions": extensions, "symbolic": symbolic_sentence(summary["configurations"])}

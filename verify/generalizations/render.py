@@ -95,6 +95,11 @@ def render(name: str, title: str, summary: dict, j: dict) -> Report:
         rep.add(f"## {EXTENSIONS.get(ext, ext)}\n\n" + "\n".join(f"- {s}" for s in e["sentences"]))
         for c in configs:
             rep.add(config_table(c))
+    rep.add("## Single-node spectra in closed form\n\n"
+            "For one student against one teacher with `x ~ N(0, I)`, the Jacobian of each mean field is `E B Eᵀ + s I` in the "
+            "plane of the two rows. Its eigenvalues are `s` (multiplicity `d − 2`) and those of the 2×2 block `B + s I`, so "
+            "the spectrum closes for every member of the family (`theory.activations.single_node_spectrum`). "
+            + j["symbolic"])
     st = summary["settings"]
     rep.add("## Method\n\n"
             f"- Teachers: orthonormal rows (a random rotation), output weights spread over [0.7, 1.4]; one node in d = 3, "
