@@ -63,8 +63,21 @@ def existence_table() -> list:
     return rows
 
 
+def family_catalogue() -> dict:
+    """LaTeX of the model family's kernels (theory.activations): the arcs ``E[(s_a a.x)_+^q (s_b b.x)_+^q]``, the
+    kernel of ``c_+ t_+^q + c_- t_-^q`` and the pair terms of ``L``, ``J``, ``J2`` in ``g = a.b``."""
+    from . import activations
+
+    arcs = {f"q={q}, signs={s}": latex(activations.arc_kernel(q, s))
+            for q in activations.DEGREES for s in ("pp", "pm")}
+    homogeneous = {f"q={q}": latex(activations.homogeneous_kernel(q)) for q in activations.DEGREES}
+    return {"arc_kernels": arcs, "homogeneous_kernels": homogeneous,
+            "note": "arc kernels with signs mm equal pp, and mp equal pm; the loss of part k is "
+                    "1/2 sum s_p s_r A_p A_r g^k K_k (docs/theory.md, section 14)"}
+
+
 def catalogue() -> dict:
-    """LaTeX of kernels, pair terms (per part) and the paper's formulas."""
+    """LaTeX of kernels, pair terms (per part), the paper's formulas and the model family's kernels."""
     out = {
         "kernels": {
             "E[relu(a.x) relu(b.x)]": latex(kernels.relu_relu()),
@@ -77,6 +90,7 @@ def catalogue() -> dict:
             for part in ("L", "J", "H") for h in paper.HESSIANS
         },
     }
+    out["family"] = family_catalogue()
     for part in pairs.KERNEL_PARTS:
         entry = {"loss_kernel": latex(pairs.loss_kernel(part)),
                  "loss_difference_rest": latex(pairs.loss_difference_rest(part))}
