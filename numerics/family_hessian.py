@@ -33,20 +33,8 @@ import numpy as np
 
 from .compile import generated, pair_function
 from .family import Family, cov_sqrt
-from .family_population import _NO_RESCALING, _ORDER, check_part_exists, checked_rows, kernel_matrix, parts_needed
+from .family_population import _NO_RESCALING, _ORDER, arc_sum, check_part_exists, checked_rows, kernel_matrix, parts_needed
 from .geometry import pair_geometry, plane_directions
-
-
-def _arc_sum(geo, q: int, cp: float, cm: float, what: str) -> np.ndarray:
-    """The generated ``("arc", q, signs)[what]`` combined with the weights of the signs."""
-    out = np.zeros(geo.theta.shape)
-    # at an exact kink K_t / sin is infinite: the caller refuses those configurations after this
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for signs, weight in (("pp", cp * cp), ("pm", cp * cm), ("mp", cm * cp), ("mm", cm * cm)):
-            if weight != 0.0:
-                fn = pair_function(generated().OBJECTS[("arc", q, signs)][what])
-                out += weight * fn(geo.na, geo.nb, geo.theta, geo.psi, geo.sin, geo.cos)
-    return out
 
 
 def _outer(x, y):
@@ -118,9 +106,9 @@ def _pair_terms(geo, e1, e2, Z, G, Smat, q, cp, cm, k, K) -> dict:
     """Per pair ``(j, r)``: the kernel, its derivatives and the z-space gradients and second derivatives of
     ``K(u_j, u_r)`` (self pairs zeroed)."""
     Kv = kernel_matrix(geo, q, cp, cm)
-    Kt = _arc_sum(geo, q, cp, cm, "dtheta")
-    Ktt = _arc_sum(geo, q, cp, cm, "dtheta2")
-    Kts = _arc_sum(geo, q, cp, cm, "dtheta_over_sin")
+    Kt = arc_sum(geo, q, cp, cm, "dtheta")
+    Ktt = arc_sum(geo, q, cp, cm, "dtheta2")
+    Kts = arc_sum(geo, q, cp, cm, "dtheta_over_sin")
     na, nb, C, St = geo.na, geo.nb, geo.cos, geo.sin
     E1 = np.broadcast_to(e1[:, None, :], e2.shape)
     grad_a = (q * Kv / na)[..., None] * E1 - (Kt / na)[..., None] * e2

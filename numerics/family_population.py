@@ -31,16 +31,25 @@ from .validation import as_rows
 _ORDER = {"L": 0, "J": 1, "J2": 2}
 
 
+def arc_sum(geo, q: int, c_plus: float, c_minus: float, what: str = "f") -> np.ndarray:
+    """The generated ``("arc", q, signs)[what]`` (``"f"``: the kernel; ``"dtheta"``, ``"dtheta2"``,
+    ``"dtheta_over_sin"``: its angle derivatives) at every pair of ``geo``, weighted by the coefficients of
+    the signs: for ``"f"``, ``E[sigma(u_p . z) sigma(u_r . z)]`` with ``sigma(t) = c_plus t_+^q + c_minus t_-^q``.
+    (At an exact kink ``dtheta_over_sin`` is infinite: callers refuse those configurations afterwards.)"""
+    out = np.zeros(geo.theta.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for signs, weight in (("pp", c_plus * c_plus), ("pm", c_plus * c_minus), ("mp", c_minus * c_plus),
+                              ("mm", c_minus * c_minus)):
+            if weight != 0.0:
+                fn = pair_function(generated().OBJECTS[("arc", q, signs)][what])
+                out += weight * fn(geo.na, geo.nb, geo.theta, geo.psi, geo.sin, geo.cos)
+    return out
+
+
 def kernel_matrix(geo, q: int, c_plus: float, c_minus: float) -> np.ndarray:
     """``E[sigma(u_p . z) sigma(u_r . z)]`` for ``sigma(t) = c_plus t_+^q + c_minus t_-^q`` at every pair of
-    the geometry ``geo``: the four arc kernels weighted by the coefficients of their signs."""
-    out = np.zeros(geo.theta.shape)
-    for signs, weight in (("pp", c_plus * c_plus), ("pm", c_plus * c_minus), ("mp", c_minus * c_plus),
-                          ("mm", c_minus * c_minus)):
-        if weight != 0.0:
-            fn = pair_function(generated().OBJECTS[("arc", q, signs)]["f"])
-            out += weight * fn(geo.na, geo.nb, geo.theta, geo.psi, geo.sin, geo.cos)
-    return out
+    the geometry ``geo`` (:func:`arc_sum`)."""
+    return arc_sum(geo, q, c_plus, c_minus, "f")
 
 
 def parts_needed(part: str, fam: Family) -> dict:
@@ -112,17 +121,6 @@ def _loss(Z, K, weights, part, fam) -> float:
 
 
 # ----------------------------------------------------------------------------- gradients
-def _kernel_dtheta(geo, q: int, c_plus: float, c_minus: float) -> np.ndarray:
-    """``d/dtheta`` of :func:`kernel_matrix` at every pair (the generated ``("arc", q, signs)["dtheta"]``)."""
-    out = np.zeros(geo.theta.shape)
-    for signs, weight in (("pp", c_plus * c_plus), ("pm", c_plus * c_minus), ("mp", c_minus * c_plus),
-                          ("mm", c_minus * c_minus)):
-        if weight != 0.0:
-            fn = pair_function(generated().OBJECTS[("arc", q, signs)]["dtheta"])
-            out += weight * fn(geo.na, geo.nb, geo.theta, geo.psi, geo.sin, geo.cos)
-    return out
-
-
 def gradient(W, W_star, part: str, field: str, fam: Family):
     """The gradient field of ``part`` in the rows of ``W`` (``(K, d)``), or ``(grad_W, grad_a)`` when
     ``fam.train_output``.
@@ -176,7 +174,7 @@ def _gradient(W, W_star, part, field, fam, plane_directions):
         grad_W += _times_S(radial[:, None] * U[:K] / nu, S)
         if q == 0 and field == "mean":
             continue  # a step: autograd holds its kernel fixed (no theta-derivative term)
-        dK = _kernel_dtheta(geo, q, cp, cm)
+        dK = arc_sum(geo, q, cp, cm, "dtheta")
         if field == "true" and np.any(kink & (dK != 0)):
             j, r = np.argwhere(kink & (dK != 0))[0]
             raise ValueError(f"the true gradient of {part} does not exist here: W[{j}] and "

@@ -48,6 +48,13 @@ def _parameters(W, a, train_output: bool) -> tuple:
     return theta, steps
 
 
+def _setup(W, a, train_output: bool, n_samples: int, cov, seed: int) -> tuple:
+    """``(W, K, d, theta0, steps, x)``: the rows as float64, the parameters and their steps, the common samples."""
+    W = np.asarray(W, dtype=np.float64)
+    theta0, steps = _parameters(W, a, train_output)
+    return (W, *W.shape, theta0, steps, _samples(n_samples, W.shape[1], cov, seed))
+
+
 def _mean_se(samples: torch.Tensor) -> tuple:
     x = samples.double()
     mean = x.mean(0)
@@ -59,10 +66,7 @@ def hessian_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: float = 1e
                activation="relu", cov=None, sobolev=(1.0, 0.0), train_output=False) -> tuple:
     """``(mean, se)`` of the per-sample second central differences of the loss ``part``: a witness of the
     Hessian of the population loss over ``W`` (and ``a``)."""
-    W = np.asarray(W, dtype=np.float64)
-    K, d = W.shape
-    theta0, steps = _parameters(W, a, train_output)
-    x = _samples(n_samples, d, cov, seed)
+    W, K, d, theta0, steps, x = _setup(W, a, train_output, n_samples, cov, seed)
 
     def loss(theta):
         Wp, ap = _split(theta, K, d, a, train_output)
@@ -85,10 +89,7 @@ def mean_jacobian_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: floa
                      activation="relu", cov=None, sobolev=(1.0, 0.0), train_output=False) -> tuple:
     """``(mean, se)`` of the per-sample central differences of the per-sample autograd gradient of ``part``:
     a witness of the Jacobian of the mean field (row: component of the field, column: parameter)."""
-    W = np.asarray(W, dtype=np.float64)
-    K, d = W.shape
-    theta0, steps = _parameters(W, a, train_output)
-    x = _samples(n_samples, d, cov, seed)
+    W, K, d, theta0, steps, x = _setup(W, a, train_output, n_samples, cov, seed)
 
     def field(theta):
         Wp, ap = _split(theta, K, d, a, train_output)

@@ -158,13 +158,9 @@ def loss(W, W_star, part: str, *, a=None, a_star=None, activation="relu", cov=No
     a signature shared with the other objects (a loss does not depend on it).  The defaults are the
     paper's model and take the code path above unchanged (the same numbers, bit for bit).
     """
-    if part not in ("L", "J", "H", "J2"):
-        check_part(part)  # its message names the parts of the paper's model
-    fam = _family_of_call(W, W_star, a, a_star, activation, cov, sobolev, train_output)
-    if fam is not None or part == "J2":
-        return _family_loss(W, W_star, part, fam or _family_of_call(W, W_star, force=True),
-                            dict(a=a, a_star=a_star))
-    check_part(part)
+    fam = _family_member(W, W_star, part, a, a_star, activation, cov, sobolev, train_output)
+    if fam is not None:
+        return _family_loss(W, W_star, part, fam, dict(a=a, a_star=a_star))
     if wants_backend(W, W_star):
         from . import backend  # torch tensors (and other array namespaces): results in their type
 
@@ -195,6 +191,18 @@ def _family_of_call(W, W_star, a=None, a_star=None, activation="relu", cov=None,
     fam = family(*_operand_dims(W, W_star), a=a, a_star=a_star, activation=activation, cov=cov, sobolev=sobolev,
                  train_output=train_output)
     return None if fam.is_default and not force else fam
+
+
+def _family_member(W, W_star, part, *keywords):
+    """The checked family keywords of a call (``keywords``: ``a, a_star, activation, cov, sobolev,
+    train_output``), or ``None`` for the paper's model, whose code path then runs (``part`` checked to be one of
+    its parts; ``"J2"`` always takes the family's path, which refuses it for ReLU with the reason)."""
+    if part not in ("L", "J", "H", "J2"):
+        check_part(part)  # its message names the parts of the paper's model
+    fam = _family_of_call(W, W_star, *keywords)
+    if fam is None and part == "J2":
+        fam = _family_of_call(W, W_star, force=True)
+    return fam
 
 
 def _operand_dims(W, W_star) -> tuple:
@@ -232,14 +240,19 @@ def _family_gradient(W, W_star, part, field, fam):
     if is_batched(W, W_star):
         raise ValueError("the model family's gradients take one instance per call (W of shape (K, d)); "
                          "loop over the batch, or use autograd of numerics.loss on tensors")
+    out = family_population.gradient(W, W_star, part, field, fam)
     if not wants_backend(W, W_star):
-        return family_population.gradient(W, W_star, part, field, fam)
+        return out
+    back = _in_callers_type(W, W_star, out if fam.train_output else (out,))
+    return tuple(back) if fam.train_output else back[0]
+
+
+def _in_callers_type(W, W_star, arrays) -> list:
+    """NumPy results as arrays of the caller's namespace, dtype and device (the tensors among ``W``, ``W_star``)."""
     from . import backend
 
     xp, Wt, _ = backend._operands(W, W_star)
-    out = family_population.gradient(W, W_star, part, field, fam)
-    back = [xp.asarray(o, dtype=Wt.dtype, device=backend._device(Wt)) for o in (out if fam.train_output else (out,))]
-    return tuple(back) if fam.train_output else back[0]
+    return [xp.asarray(o, dtype=Wt.dtype, device=backend._device(Wt)) for o in arrays]
 
 
 def _family_hessian(W, W_star, part, field, fam):
@@ -249,12 +262,7 @@ def _family_hessian(W, W_star, part, field, fam):
     if is_batched(W, W_star):
         raise ValueError("the model family's Hessians take one instance per call (W of shape (K, d))")
     out = family_hessian.hessian(W, W_star, part, field, fam)
-    if not wants_backend(W, W_star):
-        return out
-    from . import backend
-
-    xp, Wt, _ = backend._operands(W, W_star)
-    return xp.asarray(out, dtype=Wt.dtype, device=backend._device(Wt))
+    return _in_callers_type(W, W_star, (out,))[0] if wants_backend(W, W_star) else out
 
 
 def _too_large(what: str) -> str:
@@ -297,13 +305,10 @@ def gradient(W, W_star, part: str, field: str, *, a=None, a_star=None, activatio
     One instance per call for the family (no batch dimensions); tensors give tensors (computed by the NumPy
     reference; for a differentiable objective use autograd of :func:`loss`).
     """
-    if part not in ("L", "J", "H", "J2"):
-        check_part(part)
     check_field(field, GRADIENT_FIELDS, "gradient")
-    fam = _family_of_call(W, W_star, a, a_star, activation, cov, sobolev, train_output)
-    if fam is not None or part == "J2":
-        return _family_gradient(W, W_star, part, field, fam or _family_of_call(W, W_star, force=True))
-    check_part(part)
+    fam = _family_member(W, W_star, part, a, a_star, activation, cov, sobolev, train_output)
+    if fam is not None:
+        return _family_gradient(W, W_star, part, field, fam)
     if wants_backend(W, W_star):
         from . import backend  # torch tensors (and other array namespaces): results in their type
 
@@ -500,13 +505,10 @@ def hessian(W, W_star, part: str, field: str, *, a=None, a_star=None, activation
     over ``concatenate([W.ravel(), a])`` when ``train_output=True``.  One instance per call; tensors give
     tensors.
     """
-    if part not in ("L", "J", "H", "J2"):
-        check_part(part)
     check_field(field, HESSIAN_FIELDS, "Hessian")
-    fam = _family_of_call(W, W_star, a, a_star, activation, cov, sobolev, train_output)
-    if fam is not None or part == "J2":
-        return _family_hessian(W, W_star, part, field, fam or _family_of_call(W, W_star, force=True))
-    check_part(part)
+    fam = _family_member(W, W_star, part, a, a_star, activation, cov, sobolev, train_output)
+    if fam is not None:
+        return _family_hessian(W, W_star, part, field, fam)
     if wants_backend(W, W_star):
         from . import backend  # torch tensors (and other array namespaces): results in their type
 

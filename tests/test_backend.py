@@ -268,14 +268,21 @@ def test_refusals_on_tensors():
 
 
 # ----------------------------------------------------------------------------- any namespace
-def test_array_api_strict_arrays_give_the_numpy_numbers():
-    xps = pytest.importorskip("array_api_strict")
-    rng = np.random.default_rng(12)
+def same_numbers_in(module_prefix: str, as_array, to_numpy, seed: int) -> tuple:
+    """Every object on arrays made by ``as_array`` comes back as an array of ``module_prefix`` with the NumPy
+    numbers; returns the ``(W, Ws)`` used."""
+    rng = np.random.default_rng(seed)
     W, Ws = rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
     for name, f in objects():
-        got = f(xps.asarray(W), xps.asarray(Ws), numerics)
-        assert type(got).__module__.startswith("array_api_strict"), name
-        close_to_reference(np.from_dlpack(got), f(W, Ws, numerics), name)
+        got = f(as_array(W), as_array(Ws), numerics)
+        assert type(got).__module__.startswith(module_prefix), name
+        close_to_reference(to_numpy(got), f(W, Ws, numerics), name)
+    return W, Ws
+
+
+def test_array_api_strict_arrays_give_the_numpy_numbers():
+    xps = pytest.importorskip("array_api_strict")
+    same_numbers_in("array_api_strict", xps.asarray, np.from_dlpack, 12)
 
 
 def test_numpy_arrays_given_to_the_backend_directly():
@@ -311,12 +318,7 @@ def test_jax_arrays_where_installed():
     jax = pytest.importorskip("jax")
     jax.config.update("jax_enable_x64", True)
     jnp = jax.numpy
-    rng = np.random.default_rng(14)
-    W, Ws = rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
-    for name, f in objects():
-        got = f(jnp.asarray(W), jnp.asarray(Ws), numerics)
-        assert type(got).__module__.startswith("jax"), name
-        close_to_reference(np.asarray(got), f(W, Ws, numerics), name)
+    W, Ws = same_numbers_in("jax", jnp.asarray, np.asarray, 14)
     for part in PARTS:
         g = jax.grad(lambda w: numerics.loss(w, jnp.asarray(Ws), part))(jnp.asarray(W))
         close_to_reference(np.asarray(g), numerics.gradient(W, Ws, part, "true"), f"jax.grad of {part}")

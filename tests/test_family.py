@@ -241,18 +241,24 @@ MEMBERS = [dict(), dict(activation=("leaky_relu", 0.2)), dict(activation=("relu_
            dict(activation=("relu_power", 3), sobolev=(0.5, 0.25))]
 
 
+def member_case(seed: int, member: int, with_cov: bool) -> tuple:
+    """``(W, Ws, keywords, a)``: a random configuration of member ``MEMBERS[member]`` with random teacher output
+    weights, a random SPD covariance when ``with_cov``, and random student output weights ``a``."""
+    W, Ws, rng = random_case(seed)
+    kw = dict(MEMBERS[member], a_star=rng.uniform(0.3, 2.0, 2))
+    if with_cov:
+        M = rng.standard_normal((4, 4))
+        kw["cov"] = M @ M.T + 0.3 * np.eye(4)
+    return W, Ws, kw, rng.uniform(0.3, 2.0, 3)
+
+
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), member=st.sampled_from(range(len(MEMBERS))), with_cov=st.booleans())
 def test_true_gradient_is_autograd_of_the_loss(seed, member, with_cov):
     """The NumPy true gradient (chain rule through the pair terms, numerics.family_population) against torch
     autograd of the loss (numerics.backend: a different geometry, no derivative formulas), in W and in
     the output weights, with and without a covariance: 1e-11 of the largest entry."""
-    W, Ws, rng = random_case(seed)
-    kw = dict(MEMBERS[member], a_star=rng.uniform(0.3, 2.0, 2))
-    if with_cov:
-        M = rng.standard_normal((4, 4))
-        kw["cov"] = M @ M.T + 0.3 * np.eye(4)
-    a = rng.uniform(0.3, 2.0, 3)
+    W, Ws, kw, a = member_case(seed, member, with_cov)
     for part in ("L", "J", "H"):
         gW, ga = numerics.gradient(W, Ws, part, "true", a=a, train_output=True, **kw)
         Wt, at = torch.tensor(W, requires_grad=True), torch.tensor(a, requires_grad=True)
@@ -313,12 +319,7 @@ def test_the_true_gradient_at_a_kink_is_refused_and_the_mean_field_exists():
 def test_true_hessian_over_w_and_a_is_torch_func_hessian_of_the_loss(seed, member, with_cov):
     """The NumPy Hessian (numerics.family_hessian: e-basis chain rule, generated theta-derivatives) over
     (W, a) against torch.func.hessian of the backend loss: 1e-11 of the largest entry."""
-    W, Ws, rng = random_case(seed)
-    kw = dict(MEMBERS[member], a_star=rng.uniform(0.3, 2.0, 2))
-    if with_cov:
-        M = rng.standard_normal((4, 4))
-        kw["cov"] = M @ M.T + 0.3 * np.eye(4)
-    a = rng.uniform(0.3, 2.0, 3)
+    W, Ws, kw, a = member_case(seed, member, with_cov)
     St = torch.tensor(Ws)
     for part in ("L", "J", "H"):
         got = numerics.hessian(W, Ws, part, "true", a=a, train_output=True, **kw)
