@@ -5,6 +5,8 @@ gradients (:func:`numerics.mc_family.per_sample_family`) at samples ``x = cov^(1
 reused at every perturbed point, so that each difference quotient is a per-sample quantity whose mean and
 standard error are those of an ordinary sample mean.
 
+* :func:`gradient_fd`: the **true gradient** (of the population loss), by central differences of the
+  per-sample loss;
 * :func:`hessian_fd`: the **Hessian of the population loss**, by second central differences of the
   per-sample loss (the average of the per-sample quotients is the quotient of the population loss: a
   witness of its Hessian up to the ``O(h^2)`` bias of the formula);
@@ -60,6 +62,25 @@ def _mean_se(samples: torch.Tensor) -> tuple:
     mean = x.mean(0)
     se = x.std(0, unbiased=True) / np.sqrt(len(x))
     return mean.numpy(), se.numpy()
+
+
+def gradient_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: float = 1e-2, a=None, a_star=None,
+                activation="relu", cov=None, sobolev=(1.0, 0.0), train_output=False) -> tuple:
+    """``(mean, se)`` of the per-sample central differences of the loss ``part``: a witness of the gradient of
+    the population loss over ``W`` (and ``a``), a vector ``(K d [+ K],)``."""
+    W, K, d, theta0, steps, x = _setup(W, a, train_output, n_samples, cov, seed)
+
+    def loss(theta):
+        Wp, ap = _split(theta, K, d, a, train_output)
+        return per_sample_family(Wp, W_star, x, a=ap, a_star=a_star, activation=activation,
+                                 sobolev=sobolev).loss[part]
+
+    P = len(theta0)
+    columns = []
+    for i in range(P):
+        e = np.eye(P)[i] * h * steps[i]
+        columns.append((loss(theta0 + e) - loss(theta0 - e)) / (2 * h * steps[i]))
+    return _mean_se(torch.stack(columns, dim=1))
 
 
 def hessian_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: float = 1e-2, a=None, a_star=None,

@@ -166,22 +166,27 @@ def _derivative(p: int, cp, cm, k: int) -> tuple:
 @cached
 def existence_table() -> tuple:
     """For every member and part (``L``, ``J``, ``J2``): ``(member, part, exists, mean_is_true, at_parallel,
-    at_antiparallel)``: whether the loss is finite, whether the mean field equals the true gradient
-    everywhere (``sigma^(k)`` is not a step: its degree is >= 1, or it has no jump), and whether the true
+    at_antiparallel, autograd_at_kinks)``: whether the loss is finite, whether the mean field equals the true
+    gradient everywhere (``sigma^(k)`` is not a step: its degree is >= 1, or it has no jump), whether the true
     gradient exists at exactly parallel / anti-parallel rows (the kernel of ``sigma^(k)`` has zero
-    ``theta``-derivative there; ``0 <= beta < 1`` for leaky_relu).  Derived from :func:`homogeneous_kernel`."""
+    ``theta``-derivative there; ``0 <= beta < 1`` for leaky_relu; the Hessian of the loss and the Jacobian of
+    the mean field exist there exactly when it does), and whether the expected autograd Hessian exists at
+    both.  Derived from :func:`homogeneous_kernel`."""
     rows = []
     for name, (p, cp, cm) in MEMBERS.items():
         for part, k in _DERIVATIVE_ORDER.items():
             q, dp, dm = _derivative(p, cp, cm, k)
             if q < 0:
-                rows.append((name, part, False, None, None, None))
+                rows.append((name, part, False, None, None, None, None))
                 continue
             kern = homogeneous_kernel(q).subs({c_plus: dp, c_minus: dm}, simultaneous=True)
             slope = sp.diff(kern, theta)
             flat = [sp.simplify(sp.limit(slope, theta, end, "+" if end == 0 else "-")) == 0 for end in (0, sp.pi)]
             mean_is_true = q >= 1 or sp.simplify(dp - dm) == 0
-            rows.append((name, part, True, bool(mean_is_true), *flat))
+            # the expected autograd Hessian keeps only kernel derivatives that are functions (q >= 1: the
+            # first; q >= 2: the second), which are flat at the kinks: it exists there for every member
+            autograd_at_kinks = q == 0 or all(flat)
+            rows.append((name, part, True, bool(mean_is_true), *flat, bool(autograd_at_kinks)))
     return tuple(rows)
 
 
