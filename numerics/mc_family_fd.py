@@ -57,6 +57,22 @@ def _setup(W, a, train_output: bool, n_samples: int, cov, seed: int) -> tuple:
     return (W, *W.shape, theta0, steps, _samples(n_samples, W.shape[1], cov, seed))
 
 
+def _per_sample_loss(W_star, x, part, K, d, a, a_star, activation, sobolev, train_output):
+    """``theta -> `` the per-sample losses ``part`` at the parameters ``theta`` on the common samples ``x``."""
+    def loss(theta):
+        Wp, ap = _split(theta, K, d, a, train_output)
+        return per_sample_family(Wp, W_star, x, a=ap, a_star=a_star, activation=activation,
+                                 sobolev=sobolev).loss[part]
+    return loss
+
+
+def _central_differences(f, theta0: np.ndarray, steps: np.ndarray, dim: int) -> torch.Tensor:
+    """Per-sample ``(f(theta0 + s_j e_j) - f(theta0 - s_j e_j)) / (2 s_j)`` for every parameter ``j``, stacked
+    along ``dim``."""
+    eye = np.eye(len(theta0))
+    return torch.stack([(f(theta0 + s * e) - f(theta0 - s * e)) / (2 * s) for e, s in zip(eye, steps)], dim=dim)
+
+
 def _mean_se(samples: torch.Tensor) -> tuple:
     x = samples.double()
     mean = x.mean(0)
@@ -70,17 +86,8 @@ def gradient_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: float = 1
     the population loss over ``W`` (and ``a``), a vector ``(K d [+ K],)``."""
     W, K, d, theta0, steps, x = _setup(W, a, train_output, n_samples, cov, seed)
 
-    def loss(theta):
-        Wp, ap = _split(theta, K, d, a, train_output)
-        return per_sample_family(Wp, W_star, x, a=ap, a_star=a_star, activation=activation,
-                                 sobolev=sobolev).loss[part]
-
-    P = len(theta0)
-    columns = []
-    for i in range(P):
-        e = np.eye(P)[i] * h * steps[i]
-        columns.append((loss(theta0 + e) - loss(theta0 - e)) / (2 * h * steps[i]))
-    return _mean_se(torch.stack(columns, dim=1))
+    loss = _per_sample_loss(W_star, x, part, K, d, a, a_star, activation, sobolev, train_output)
+    return _mean_se(_central_differences(loss, theta0, h * steps, dim=1))
 
 
 def hessian_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: float = 1e-2, a=None, a_star=None,
@@ -89,10 +96,7 @@ def hessian_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: float = 1e
     Hessian of the population loss over ``W`` (and ``a``)."""
     W, K, d, theta0, steps, x = _setup(W, a, train_output, n_samples, cov, seed)
 
-    def loss(theta):
-        Wp, ap = _split(theta, K, d, a, train_output)
-        return per_sample_family(Wp, W_star, x, a=ap, a_star=a_star, activation=activation,
-                                 sobolev=sobolev).loss[part]
+    loss = _per_sample_loss(W_star, x, part, K, d, a, a_star, activation, sobolev, train_output)
 
     P = len(theta0)
     quotients = torch.zeros((n_samples, P, P), dtype=torch.float64)
@@ -119,9 +123,4 @@ def mean_jacobian_fd(W, W_star, part: str, n_samples: int, *, seed: int, h: floa
         g = out.grad[part].reshape(n_samples, -1)
         return torch.cat([g, out.grad_a[part]], dim=1) if train_output else g
 
-    P = len(theta0)
-    columns = []
-    for j in range(P):
-        e = np.eye(P)[j] * h * steps[j]
-        columns.append((field(theta0 + e) - field(theta0 - e)) / (2 * h * steps[j]))
-    return _mean_se(torch.stack(columns, dim=2))
+    return _mean_se(_central_differences(field, theta0, h * steps, dim=2))
