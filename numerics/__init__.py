@@ -15,6 +15,10 @@ and the aliases ``mean_field``, ``true_gradient``, ``hessian_of_loss``,
 array) gives results of its own type, dtype and device, and the loss is differentiable
 (:mod:`numerics.backend`).  See :mod:`numerics.population` for the conventions.
 
+Beyond the paper's model, every public function takes the keyword-only arguments ``a``, ``a_star``,
+``activation``, ``cov``, ``sobolev``, ``train_output`` (:mod:`numerics.family`; their defaults are the paper's
+model and its code path) and the part ``"J2"``.
+
 Independent witnesses: ``numerics.monte_carlo`` (:mod:`numerics.mc`, PyTorch, GPU when
 present) and :mod:`numerics.quadrature` (mpmath); :mod:`numerics.tian` is Tian (2017)'s
 gradient typed in from the paper.
