@@ -182,26 +182,24 @@ def _device(x):
 # ----------------------------------------------------------------------------- matching near the teacher
 def _matched(xp, theta_st, norms_w, norms_s) -> list:
     """``[(batch index, j, t)]``: per instance, the greedy one-to-one matching of students to teachers
-    within ``SWITCH`` radians, closest angle first, ties to the smaller relative gap of norms, then
-    the lower ``j``, ``t`` (:func:`numerics.population._match_candidates`'s rule)."""
+    within ``SWITCH`` radians, by :func:`numerics.population._match_candidates` (closest angle first, ties
+    to the smaller relative gap of norms, then the lower ``j``, ``t``)."""
     near = _nonzero(theta_st < SWITCH)
     if not near:
         return []
     th, nw, ns = _host(theta_st), _host(xp.broadcast_to(norms_w, theta_st.shape[:-1])), _host(
         xp.broadcast_to(norms_s, theta_st.shape[:-2] + theta_st.shape[-1:]))
+    from .population import _match_candidates
+
     by_instance = {}
     for idx in near:
         b, j, t = idx[:-2], idx[-2], idx[-1]
         gap = abs(_at(nw, b + (j,)) - _at(ns, b + (t,))) / _at(ns, b + (t,))
-        by_instance.setdefault(b, []).append((_at(th, idx), gap, j, t))
+        by_instance.setdefault(b, []).append((_at(th, idx), j, t, gap))
     out = []
     for b, cands in by_instance.items():
-        used_s, used_t = set(), set()
-        for _, _, j, t in sorted(cands):
-            if j not in used_s and t not in used_t:
-                used_s.add(j)
-                used_t.add(t)
-                out.append((b, j, t))
+        gaps = {(j, t): gap for _, j, t, gap in cands}
+        out += [(b, j, t) for j, t in _match_candidates(cands, lambda j, t: gaps[(j, t)])]
     return out
 
 
@@ -350,19 +348,9 @@ def _leading_term(xp, W, W_star, matched):
     """``w_j``, or ``w_j - w*_t`` (formed as a difference) for a student matched to teacher ``t``."""
     if not matched:
         return W
-    import numpy as np
-
-    shape = W.shape[:-1]
-    pick = np.full(shape, -1)
-    for b, j, t in matched:
-        pick[b + (j,)] = t
-    Ks = W_star.shape[-2]
     # one-hot selection of the matched teacher row (zero rows for unmatched students)
-    onehot = np.zeros(shape + (Ks,))
-    for idx in np.argwhere(pick >= 0):
-        onehot[tuple(idx) + (pick[tuple(idx)],)] = 1.0
-    sel = xp.asarray(onehot, dtype=W.dtype, device=_device(W))
-    return W - sel @ W_star
+    onehot = _mask(xp, W.shape[:-1] + (W_star.shape[-2],), [b + (j, t) for b, j, t in matched], W)
+    return W - xp.astype(onehot, W.dtype) @ W_star
 
 
 def _without_self_pairs(xp, geo, self_pair):

@@ -124,12 +124,18 @@ def family(K: int, K_star: int, d: int, *, a=None, a_star=None, activation="relu
     return Family(a, a_star, act, cov, lam, bool(train_output))
 
 
+def _host_array(x) -> np.ndarray:
+    """``x`` as a NumPy array; a tensor read with ``tolist`` (which also works under ``torch.func`` transforms,
+    where ``.numpy()`` fails), keeping its kind (integer, boolean, floating)."""
+    if hasattr(x, "detach"):
+        return np.asarray(x.detach().tolist(), dtype=np.float64 if x.is_floating_point() else None)
+    return np.asarray(x)
+
+
 def _weights(x, n: int, name: str):
     if x is None:
         return None
-    if hasattr(x, "detach"):  # a tensor (tolist: also under torch.func transforms, where .numpy() fails)
-        x = np.asarray(x.detach().tolist(), dtype=np.float64 if x.is_floating_point() else None)
-    arr = np.asarray(x)
+    arr = _host_array(x)
     if arr.dtype.kind not in "iuf" or arr.dtype == bool:
         raise ValueError(f"{name} must be a real array of output weights; got dtype {arr.dtype}")
     arr = arr.astype(np.float64)
@@ -143,9 +149,7 @@ def _weights(x, n: int, name: str):
 def _covariance(cov, d: int):
     if cov is None:
         return None
-    if hasattr(cov, "detach"):
-        cov = np.asarray(cov.detach().tolist(), dtype=np.float64 if cov.is_floating_point() else None)
-    S = np.asarray(cov)
+    S = _host_array(cov)
     if S.dtype.kind not in "iuf" or S.dtype == bool:
         raise ValueError(f"cov must be a real (d, d) matrix; got dtype {S.dtype}")
     S = S.astype(np.float64)

@@ -32,8 +32,9 @@ from __future__ import annotations
 import numpy as np
 
 from .compile import generated, pair_function
-from .family import Family, cov_sqrt
-from .family_population import _NO_RESCALING, _ORDER, arc_sum, check_part_exists, checked_rows, kernel_matrix, parts_needed
+from .family import Family
+from .family_population import (_NO_RESCALING, _ORDER, arc_sum, check_part_exists, checked_rows, kernel_matrix,
+                                parts_needed, stacked)
 from .geometry import pair_geometry, plane_directions
 
 
@@ -53,13 +54,9 @@ def hessian(W, W_star, part: str, field: str, fam: Family) -> np.ndarray:
 
 def _hessian(W, W_star, part, field, fam) -> np.ndarray:
     K, d = W.shape
-    Z = np.vstack([W, W_star])
+    Z, w, S, U = stacked(W, W_star, fam)
     M = len(Z)
-    A = np.concatenate([np.ones(K) if fam.a is None else fam.a,
-                        np.ones(len(W_star)) if fam.a_star is None else fam.a_star])
-    w = np.concatenate([A[:K], -A[K:]])
-    Smat = np.eye(d) if fam.cov is None else cov_sqrt(fam.cov)
-    U = Z @ Smat
+    Smat = np.eye(d) if S is None else S
     geo = pair_geometry(U[:K], U, shared_prefix=True)
     e1 = U[:K] / geo.na  # (K, d)
     e2 = plane_directions(U[:K], U, geo)[1]  # (K, M, d)

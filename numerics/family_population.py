@@ -90,21 +90,27 @@ _NO_RESCALING = (" (or an intermediate does, such as a Gram entry |w|^2: the mod
                  "rescale); rescale the weights")
 
 
+def stacked(W, W_star, fam: Family) -> tuple:
+    """``(Z, w, S, U)``: the rows ``Z = [W; W*]``, the signed output weights ``w = [a; -a*]`` (ones where not
+    given), ``S = cov^(1/2)`` (``None`` for the identity) and the rows ``U = Z S`` the activations see
+    (``S`` is symmetric, so row ``z S`` is ``S z``)."""
+    Z = np.vstack([W, W_star])
+    a = np.ones(len(W)) if fam.a is None else fam.a
+    a_star = np.ones(len(W_star)) if fam.a_star is None else fam.a_star
+    S = None if fam.cov is None else cov_sqrt(fam.cov)
+    return Z, np.concatenate([a, -a_star]), S, (Z if S is None else Z @ S)
+
+
 def loss(W, W_star, part: str, fam: Family) -> float:
     """The population ``part`` (``"L"``, ``"J"``, ``"J2"``, ``"H"``) of the family member ``fam``, a float."""
     check_part_exists(part, fam)
     W, W_star = checked_rows(W, W_star)
-    Z = np.vstack([W, W_star])
-    K = len(W)
-    A = np.concatenate([np.ones(K) if fam.a is None else fam.a,
-                        np.ones(len(W_star)) if fam.a_star is None else fam.a_star])
-    weights = np.concatenate([A[:K], -A[K:]])
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # a result beyond float64 is refused below
-        return _loss(Z, K, weights, part, fam)
+        return _loss(W, W_star, part, fam)
 
 
-def _loss(Z, K, weights, part, fam) -> float:
-    U = Z if fam.cov is None else Z @ cov_sqrt(fam.cov)  # rows cov^(1/2) z (cov^(1/2) is symmetric)
+def _loss(W, W_star, part, fam) -> float:
+    Z, weights, _, U = stacked(W, W_star, fam)
     geo = pair_geometry(U, U, shared_prefix=True)
     G = Z @ Z.T
     outer = 0.5 * np.outer(weights, weights)
@@ -144,12 +150,7 @@ def gradient(W, W_star, part: str, field: str, fam: Family):
 
 def _gradient(W, W_star, part, field, fam, plane_directions):
     K, d = W.shape
-    Z = np.vstack([W, W_star])
-    A = np.concatenate([np.ones(K) if fam.a is None else fam.a,
-                        np.ones(len(W_star)) if fam.a_star is None else fam.a_star])
-    w = np.concatenate([A[:K], -A[K:]])  # signed output weights
-    S = None if fam.cov is None else cov_sqrt(fam.cov)
-    U = Z if S is None else Z @ S
+    Z, w, S, U = stacked(W, W_star, fam)
     geo = pair_geometry(U[:K], U, shared_prefix=True)
     e2 = plane_directions(U[:K], U, geo)[1]
     nu = geo.na  # (K, 1): |u_j|

@@ -108,7 +108,6 @@ def check_against_cho_saul() -> dict:
 
 
 # ----------------------------------------------------------------------------- the losses of the family
-LOSS_PARTS = ("L", "J", "J2")
 _DERIVATIVE_ORDER = {"L": 0, "J": 1, "J2": 2}
 
 

@@ -170,8 +170,7 @@ def flow(config: dict, which: str, W0, Ws, a0, a_star, T: float, points: int) ->
     losses = np.array([_value_loss(unpack(y), Ws, a_star, value_kw) for y in ys.T])
     measured, window = fitted_rate(ts, losses)
     W_end, a_end = unpack(ys[:, -1])
-    M = numerics.hessian(W_end, Ws, part, "mean", a=a_end, a_star=a_star, train_output=train, **kw)
-    end = kappas(M, K if train else 0)
+    end = kappas(mean_jacobian(config, which, W_end, Ws, a_end, a_star), K if train else 0)
     return {"t": ts.tolist(), "L": losses.tolist(), "status": int(sol.status), "fit_window": window,
             "measured_rate": measured, "predicted_rate": end["min_real"], "end_kappa": end,
             "L_end": float(losses[-1])}
@@ -214,9 +213,6 @@ def flows(config: dict, settings: dict, rng) -> list:
 
 
 # ----------------------------------------------------------------------------- symbolic single-node spectra
-_MEMBER = {"relu": "relu", "leaky_relu": "leaky_relu(beta)", "relu_power": None}
-
-
 def symbolic_member(config: dict):
     """``(member name of theory.activations.MEMBERS, substitutions)`` where the one-node spectra close in the
     e-basis (identity covariance; the output weights fixed), else ``None``."""

@@ -107,10 +107,10 @@ def symbolic_gap(config: dict) -> float | None:
 
 
 def symbolic_sentence(configs: list) -> str:
-    gaps = [(c["label"], symbolic_gap(c)) for c in configs if symbolic_gap(c) is not None]
+    gaps = [g for g in map(symbolic_gap, configs) if g is not None]
     if not gaps:
         return "No configuration has closed-form single-node spectra here (a covariance or trained output weights)."
-    worst = max(g for _, g in gaps)
+    worst = max(gaps)
     verdict = "agree" if worst <= SYMBOLIC_TOL else "**disagree**"
     return (f"The one-node condition numbers from the symbolic spectra (theory.activations.single_node_objective_spectrum) "
             f"and from the numerical Jacobians {verdict} in {len(gaps)} configurations: largest relative gap {worst:.1e} "
