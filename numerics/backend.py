@@ -492,13 +492,7 @@ def _output_weights(xp, v, n: int, like):
         return v
     if is_backend_array(v):
         return xp.astype(v, like.dtype)
-    return xp.asarray(_host_array(v), dtype=like.dtype, device=_device(like))
-
-
-def _host_array(v):
-    import numpy as np
-
-    return np.asarray(v, dtype=np.float64)
+    return _from_host(xp, v, "output weights", like.dtype, _device(like))
 
 
 def _family_kernel(xp, geo, q: int, c_plus: float, c_minus: float):
