@@ -1,18 +1,19 @@
 """Tools for landscape studies of the population losses: many descents at once, and what their end points are.
 
-* :func:`descend`: population gradient descent on the **mean field** of ``L`` or ``H`` (what autograd training
-  follows) for a batch of starts at once (:func:`numerics.gradient` with batch dimensions), each start stopped
-  when its field is below a tolerance;
+* :func:`descend`: population gradient descent for a batch of starts at once (:func:`numerics.gradient` with batch
+  dimensions), each start stopped when its field is below a tolerance, on one of the three fields of
+  :data:`numerics.flows.FLOWS`: the **mean field** of ``L`` or of ``H`` (what autograd training follows), or the
+  **true gradient** of ``H`` as a sliding field on the teacher rays (:mod:`numerics.sliding`);
 * :func:`classify`: an end point as ``"global"`` (``K = K*``: within ``global_tol |W*|`` of the teacher modulo a
   permutation of the rows; ``K > K*``, where global minima also split a teacher row between students: value
-  loss ``L`` below ``global_tol^2`` times ``L`` of the teacher alone; ``L``, not ``H``, because ``J`` grows
+  loss ``L`` below ``value_tol`` times ``L`` of the teacher alone; ``L``, not ``H``, because ``J`` grows
   linearly in the angle next to the teacher), ``"spurious minimum"`` (field below ``grad_tol``, not global, and
-  the Jacobian of the mean field with no eigenvalue of real part below ``-eig_tol``: for ``L`` it is the
-  symmetric Hessian), ``"saddle"`` (field below ``grad_tol`` with an eigenvalue below ``-eig_tol``) or
+  no eigenvalue of :func:`stability_spectrum` with real part below ``-eig_tol``: for ``L`` the symmetric Hessian,
+  for the mean field of ``H`` its Jacobian, for the sliding field its Jacobian on the manifold with every lock
+  held by a margin of at least ``eig_tol``), ``"saddle"`` (field below ``grad_tol``, unstable) or
   ``"not converged"``;
 * :func:`wilson_interval`: the Wilson score interval of a proportion (SciPy's ``binomtest``);
 * :func:`distinct`: end points deduplicated modulo a permutation of the rows (SciPy's assignment solver).
-
 """
 from __future__ import annotations
 
@@ -22,55 +23,149 @@ from scipy.stats import binomtest
 
 import numerics
 
+from . import sliding
+from .descent_field import mean_field
+from .flows import FLOWS
+
 KINDS = ("global", "spurious minimum", "saddle", "not converged")
 
 
-def descend(W0, W_star, part: str, *, lr: float, max_steps: int, grad_tol: float) -> dict:
-    """Gradient descent ``W <- W - lr F(W)`` on the mean field ``F`` of ``part`` for a batch ``W0 (B, K, d)``
-    against one teacher ``W_star (K*, d)``; a start stops once ``|F| <= grad_tol`` (Frobenius).
+def flow_name(flow: str) -> str:
+    """The flow of ``numerics.flows.FLOWS`` that ``flow`` names (``"H"`` is ``"H-mean"``)."""
+    name = {"H": "H-mean"}.get(flow, flow)
+    if name not in FLOWS:
+        raise ValueError(f"flow must be one of {FLOWS} (or 'H' for 'H-mean'); got {flow!r}")
+    return name
 
-    Returns ``{"W": (B, K, d), "steps": (B,), "field_norm": (B,)}``.  Deterministic: batched calls equal
-    single calls bit for bit (:mod:`numerics.batched`)."""
+
+VALUE_CHECK_EVERY = 50  # steps between checks of the value loss (value_tol)
+
+
+def descend(W0, W_star, flow: str, *, lr: float, max_steps: int, grad_tol: float, value_tol: float = 0.0) -> dict:
+    """Gradient descent ``W <- W - lr_i F(W)`` for a batch ``W0 (B, K, d)`` against one teacher ``W_star (K*, d)``.
+
+    ``F`` is the mean field of ``L`` (``"L"``) or of ``H`` (``"H-mean"``, also ``"H"``), or the sliding field of the
+    true gradient of ``H`` (``"H-true"``: rows lock on teacher rays and are released, :mod:`numerics.sliding`); the
+    fields come from :func:`numerics.descent_field.mean_field`.  A start stops once ``|F| <= grad_tol``
+    (Frobenius), or, with ``value_tol > 0`` and the mean fields, once its value loss ``L`` is at most ``value_tol``
+    times that of the teacher alone (checked every ``VALUE_CHECK_EVERY`` steps: for ``K > K*`` the approach to a
+    global minimum whose teacher row is split between students is degenerate and slow, while the network is
+    already the teacher's).
+
+    Each start has its own step ``lr_i``, ``lr`` at first and halved whenever its field grew and reversed
+    (:func:`_unstable`): the signature of a step above ``2 / lambda`` for the local curvature ``lambda``, where fixed-step
+    descent would orbit a minimum instead of reaching it (the true gradient of ``H`` has curvature ``~ 1/angle`` next
+    to a teacher ray, so no fixed step is stable everywhere).
+
+    Returns ``{"W", "steps", "field_norm", "locks" (teacher index per row under "H-true", else -1), "lr" (final step
+    per start), "unlocks"}``.  Deterministic, and each start's path depends on that start alone: batched calls equal
+    single calls bit for bit."""
+    flow = flow_name(flow)
     W = np.array(W0, dtype=np.float64)
+    W_star = np.asarray(W_star, dtype=np.float64)
     if W.ndim != 3:
         raise ValueError(f"W0 must have shape (B, K, d); got {W.shape}")
     if not (lr > 0 and max_steps >= 0 and grad_tol > 0):
         raise ValueError("lr and grad_tol must be positive and max_steps non-negative")
-    B = len(W)
-    steps = np.zeros(B, dtype=int)
-    norm = np.full(B, np.inf)
+    B, K, _ = W.shape
+    steps, unlocks = np.zeros(B, dtype=int), np.zeros(B, dtype=int)
+    norm, prev_norm = np.full(B, np.inf), np.full(B, np.inf)
+    rates, locks, prev_F = np.full(B, float(lr)), np.full((B, K), sliding.UNLOCKED), np.zeros_like(W)
     active = np.arange(B)
-    for _ in range(max_steps):
-        F = numerics.gradient(W[active], W_star, part, "mean")
+    for step in range(max_steps + 1):
+        F, slack = _field(flow, W[active], W_star, locks[active])
         n = np.linalg.norm(F.reshape(len(active), -1), axis=1)
         norm[active] = n
         moving = n > grad_tol
-        active, F = active[moving], F[moving]
-        if not len(active):
+        if value_tol > 0 and flow != "H-true" and step % VALUE_CHECK_EVERY == 0:
+            moving &= relative_value_loss(W[active], W_star) > value_tol
+        active, F, slack, n = active[moving], F[moving], slack[moving], n[moving]
+        if step == max_steps or not len(active):
             break
-        W[active] -= lr * F
+        rates[active[_unstable(F, n, prev_F[active], prev_norm[active])]] /= 2
+        prev_F[active], prev_norm[active] = F, n
+        W_new = W[active] - rates[active][:, None, None] * F
+        if flow == "H-true":
+            lk = locks[active]
+            release = slack > 0  # the other terms push harder than the kink holds: the row leaves its ray
+            unlocks[active] += release.sum(axis=1)
+            lk[release] = sliding.UNLOCKED
+            W[active], locks[active] = sliding.lock_crossings(W[active], W_new, W_star, lk, rates[active])
+        else:
+            W[active] = W_new
         steps[active] += 1
-    if len(active):  # the field at the last iterate of the starts that used every step
-        norm[active] = np.linalg.norm(numerics.gradient(W[active], W_star, part, "mean").reshape(len(active), -1), axis=1)
-    return {"W": W, "steps": steps, "field_norm": norm}
+    return {"W": W, "steps": steps, "field_norm": norm, "locks": locks, "lr": rates, "unlocks": unlocks}
 
 
-def classify(W, W_star, part: str, *, grad_tol: float, global_tol: float, eig_tol: float) -> dict:
-    """``{"kind", "distance", "relative_value_loss", "field_norm", "min_real_eigenvalue"}`` of one end point
-    (``KINDS``; the rules in the module docstring)."""
+def _field(flow: str, W, W_star, locks) -> tuple:
+    """``(F, slack)`` of a batch: the field of ``flow`` and the lock margins (``-inf`` where nothing is locked)."""
+    if flow == "H-true":
+        return sliding.field(W, W_star, locks)
+    return mean_field(W, W_star, flow[0]), np.full(locks.shape, -np.inf)
+
+
+def _unstable(F, n, prev_F, prev_n) -> np.ndarray:
+    """Starts whose field grew and turned by more than 120 degrees in one step."""
+    turn = np.einsum("bkd,bkd->b", F, prev_F)
+    return (n > prev_n) & (turn < -0.5 * n * prev_n)
+
+
+def classify(W, W_star, flow: str, *, grad_tol: float, global_tol: float, eig_tol: float, value_tol: float,
+             locks=None) -> dict:
+    """``{"kind", "distance", "relative_value_loss", "field_norm", "min_real_eigenvalue", "lock_margin"}`` of one
+    end point of ``flow`` (``KINDS``; the rules in the module docstring).  ``locks``: the rows' locks under
+    ``"H-true"`` (default: none)."""
+    flow = flow_name(flow)
     W, W_star = np.asarray(W, dtype=np.float64), np.asarray(W_star, dtype=np.float64)
-    value = numerics.loss(W, W_star, "L") / numerics.loss(_tiny_row(W_star), W_star, "L")
+    locks = np.full(len(W), sliding.UNLOCKED) if locks is None else np.asarray(locks)
+    value = float(relative_value_loss(W, W_star))
     distance = permutation_distance(W, W_star) / np.linalg.norm(W_star) if W.shape == W_star.shape else None
-    field_norm = float(np.linalg.norm(numerics.gradient(W, W_star, part, "mean")))
-    out = {"distance": distance, "relative_value_loss": value, "field_norm": field_norm, "min_real_eigenvalue": None}
-    if (distance <= global_tol) if distance is not None else (value <= global_tol**2):
-        return {**out, "kind": "global"}
-    if field_norm > grad_tol:
-        return {**out, "kind": "not converged"}
-    M = numerics.hessian(W, W_star, part, "mean")
-    ev = np.linalg.eigvalsh((M + M.T) / 2) if part == "L" else np.linalg.eigvals(M).real
-    out["min_real_eigenvalue"] = float(ev.min())
-    return {**out, "kind": "saddle" if ev.min() < -eig_tol else "spurious minimum"}
+    if flow == "H-true":
+        F, slack = sliding.field(W[None], W_star, locks[None])
+        F, slack = F[0], slack[0]
+    else:
+        F, slack = numerics.gradient(W, W_star, flow[0], "mean"), np.full(len(W), -np.inf)
+    field_norm = float(np.linalg.norm(F))
+    margin = float(-slack.max()) if (locks >= 0).any() else None
+    out = {"distance": distance, "relative_value_loss": value, "field_norm": field_norm, "min_real_eigenvalue": None,
+           "lock_margin": margin}
+    tols = dict(grad_tol=grad_tol, global_tol=global_tol, eig_tol=eig_tol, value_tol=value_tol)
+    if decide(out, **tols) == "unstable?":  # converged and not global: the spectrum decides
+        out["min_real_eigenvalue"] = float(stability_spectrum(W, W_star, flow, locks).min())
+    return {**out, "kind": decide(out, **tols)}
+
+
+def decide(numbers: dict, *, grad_tol: float, global_tol: float, eig_tol: float, value_tol: float) -> str:
+    """The kind of an end point from its numbers (``distance``, ``relative_value_loss``, ``field_norm``,
+    ``min_real_eigenvalue``, ``lock_margin``: the keys of :func:`classify`), by the rules of the module docstring;
+    ``"unstable?"`` when the point is a converged non-global one whose ``min_real_eigenvalue`` is still ``None``."""
+    distance = numbers["distance"]
+    if (distance <= global_tol) if distance is not None else (numbers["relative_value_loss"] <= value_tol):
+        return "global"
+    if numbers["field_norm"] > grad_tol:
+        return "not converged"
+    if numbers["min_real_eigenvalue"] is None:
+        return "unstable?"
+    margin = numbers["lock_margin"]
+    unstable = numbers["min_real_eigenvalue"] < -eig_tol or (margin is not None and margin < eig_tol)
+    return "saddle" if unstable else "spurious minimum"
+
+
+def stability_spectrum(W, W_star, flow: str, locks=None) -> np.ndarray:
+    """Real parts of the eigenvalues that decide the stability of a critical point of ``flow``: the symmetric
+    Hessian of ``L``; the mean-field Jacobian of ``H``; for ``"H-true"`` the Jacobian of the sliding field on its
+    manifold (:func:`numerics.sliding.reduced_jacobian`; the locks themselves hold by ``lock_margin``)."""
+    flow = flow_name(flow)
+    if flow == "H-true":
+        locks = np.full(len(W), sliding.UNLOCKED) if locks is None else np.asarray(locks)
+        return np.sort(np.linalg.eigvals(sliding.reduced_jacobian(W, W_star, locks)).real)
+    M = numerics.hessian(W, W_star, flow[0], "mean")
+    return np.linalg.eigvalsh((M + M.T) / 2) if flow == "L" else np.sort(np.linalg.eigvals(M).real)
+
+
+def relative_value_loss(W, W_star) -> np.ndarray:
+    """``L(W) / L(teacher alone)`` (batched over the leading dimensions of ``W``)."""
+    return numerics.loss(W, W_star, "L") / numerics.loss(_tiny_row(W_star), W_star, "L")
 
 
 def _tiny_row(W_star) -> np.ndarray:
@@ -107,3 +202,46 @@ def distinct(points, tol: float) -> list:
         else:
             groups.append([np.asarray(P, dtype=np.float64), 1])
     return [(g[0], g[1]) for g in groups]
+
+
+def distinct_up_to_symmetry(points, tol: float) -> list:
+    """``[(representative, count, first index)]``: the points grouped by their sorted entries (agreeing to ``tol``
+    times the largest entry).  Sorted entries are invariant under the symmetries of the orthonormal teacher ``I_k``:
+    permutations of the rows of ``W``, and permutations of the coordinates (which permute the teacher's rows); so
+    copies of one minimum under them fall in one group (points with equal sorted entries that are not such copies
+    would too: the report also lists each group's loss and spectrum)."""
+    groups = []
+    for i, P in enumerate(points):
+        key = np.sort(np.asarray(P, dtype=np.float64).ravel())
+        for g in groups:
+            if np.abs(key - g[3]).max() <= tol * np.abs(g[3]).max():
+                g[1] += 1
+                break
+        else:
+            groups.append([np.asarray(P, dtype=np.float64), 1, i, key])
+    return [(g[0], g[1], g[2]) for g in groups]
+
+
+def symmetry(W, W_star, tol: float = 1e-5) -> dict:
+    """Descriptors of the pattern of ``W`` in the basis of the teacher: ``M = P W U*^T`` with ``U*`` the unit teacher
+    rows and ``P`` the assignment of ``K*`` students to teachers (closest first, SciPy's solver); the number of
+    distinct values on its diagonal and off it (values closer than ``tol max|M|`` count as one) and
+    ``|M - M^T| / |M|``.  Safran & Shamir's and Arjevani & Field's spurious minima of ``L`` show few distinct values
+    (large symmetry groups)."""
+    W, W_star = np.asarray(W, dtype=np.float64), np.asarray(W_star, dtype=np.float64)
+    U = W_star / np.linalg.norm(W_star, axis=1, keepdims=True)
+    cost = ((W[:, None, :] - W_star[None, :, :]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    M = (W[rows[np.argsort(cols)]] @ U.T)
+    scale = float(np.abs(M).max())
+    off = M[~np.eye(len(M), dtype=bool)]
+    return {"distinct_diagonal": _distinct_values(np.diag(M), tol * scale),
+            "distinct_off_diagonal": _distinct_values(off, tol * scale),
+            "transpose_gap": float(np.linalg.norm(M - M.T) / np.linalg.norm(M)),
+            "unmatched_rows": int(len(W) - len(rows))}
+
+
+def _distinct_values(values, tol: float) -> int:
+    """How many clusters ``values`` form when neighbours closer than ``tol`` (sorted) join one cluster."""
+    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    return int(len(v) and 1 + (np.diff(v) > tol).sum())

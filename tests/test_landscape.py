@@ -6,9 +6,10 @@ import math
 import numpy as np
 import pytest
 
+import numerics
 from numerics import landscape as LS
 
-TOLS = dict(grad_tol=1e-7, global_tol=1e-6, eig_tol=1e-8)
+TOLS = dict(grad_tol=1e-7, global_tol=1e-6, eig_tol=1e-8, value_tol=1e-12)
 
 
 @pytest.mark.parametrize("part", ["L", "H"])
@@ -86,3 +87,33 @@ def test_permutations_and_distinct_points():
     B = A + 0.5
     groups = LS.distinct([A, A[[1, 0, 2, 3]], B, A + 1e-12, B[::-1]], tol=1e-9)
     assert [count for _, count in groups] == [3, 2]
+
+
+def test_the_descent_field_is_the_mean_field_to_a_few_ulps_near_and_far_from_kinks():
+    """numerics.descent_field.mean_field sends instances near a kink to numerics.backend (batched), the others to
+    numerics.gradient: both paths give the mean field to <= 64 eps of its largest entry (the backend's formulas are the
+    same generated code; the differences are rounding), instance by instance independent of the batch."""
+    from numerics.descent_field import mean_field, near_kinks
+
+    rng = np.random.default_rng(4)
+    Ws = np.eye(5)
+    W = np.concatenate([Ws + 1e-4 * rng.standard_normal((3, 5, 5)), rng.standard_normal((3, 5, 5)) / np.sqrt(5)])
+    near = near_kinks(W, Ws)
+    assert near[:3].all() and not near[3:].all()  # both paths are taken
+    for part in ("L", "H"):
+        ref = np.stack([numerics.gradient(w, Ws, part, "mean") for w in W])
+        got = mean_field(W, Ws, part)
+        assert np.abs(got - ref).max() <= 64 * np.finfo(float).eps * np.abs(ref).max()
+        assert np.array_equal(mean_field(W[1:2], Ws, part)[0], got[1])
+
+
+def test_a_step_too_long_for_the_local_curvature_is_halved_until_the_descent_converges():
+    """A start next to the teacher with a step 3/lambda_max (fixed-step descent would diverge along the top eigenvector):
+    the step is halved when the field grows and reverses, and the run reaches the teacher; a stable step is kept."""
+    Ws = np.eye(3)
+    lam = float(np.linalg.eigvalsh(numerics.hessian(Ws + 1e-7 * np.eye(3)[::-1], Ws, "L", "mean")).max())
+    W0 = (Ws + 1e-3 * np.random.default_rng(5).standard_normal((3, 3)))[None]
+    res = LS.descend(W0, Ws, "L", lr=3 / lam, max_steps=5000, grad_tol=1e-10)
+    assert res["lr"][0] < 2 / lam and res["field_norm"][0] <= 1e-10
+    stable = LS.descend(W0, Ws, "L", lr=0.9 / lam, max_steps=5000, grad_tol=1e-10)
+    assert stable["lr"][0] == 0.9 / lam and stable["field_norm"][0] <= 1e-10
