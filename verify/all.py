@@ -53,6 +53,9 @@ def index(out, results: dict) -> str:
 
 def main(argv=None) -> int:
     p = parser("Regenerate every report", prog="python -m verify.all")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a Dask scheduler for the reports that run sweeps (landscape; pip install "
+                        "'sobolev-verify[cluster]'); default: everything runs here")
     p.add_argument("--index-only", action="store_true",
                    help="rebuild <out>/README.md from the reports' JSON files already in <out>; run nothing")
     args = p.parse_args(argv)

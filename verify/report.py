@@ -46,6 +46,7 @@ class Context:
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
+    scheduler: str | None = None  # a Dask scheduler address for the reports that run sweeps (verify.sweep)
 
 
 @dataclass
@@ -211,7 +212,8 @@ def context_from_args(args, p: argparse.ArgumentParser | None = None) -> Context
         device = resolve_device(args.device)
     except ValueError as exc:
         sys.exit(f"error: {exc}")
-    return Context(out=out, profile=args.profile, seed=args.seed, device=device, progress=not args.no_progress)
+    return Context(out=out, profile=args.profile, seed=args.seed, device=device, progress=not args.no_progress,
+                   scheduler=getattr(args, "scheduler", None))
 
 
 def build_and_write(module, ctx: Context) -> dict:
@@ -236,6 +238,8 @@ def interrupted(exc: KeyboardInterrupt, message: str,
 def run(module, argv=None) -> int:
     """Entry point of ``python -m verify.<name>``."""
     p = parser(module.TITLE, prog=f"python -m verify.{module.NAME}")
+    if hasattr(module, "add_arguments"):  # a report's own options
+        module.add_arguments(p)
     args = p.parse_args(argv)
     with sigterm_raises():
         try:

@@ -1,0 +1,48 @@
+"""verify.sweep: a sweep gives the same results here and on a Dask cluster (an in-process LocalCluster)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from verify.landscape import compute
+from verify.sweep import execute
+
+
+def _tasks():
+    """Real landscape tasks, small: two flows, two chunks of starts, and one over-parameterised width."""
+    lrs = {(4, f): compute.step_size(4, f, 1.0) for f in ("L", "H-mean", "H-true")}
+    settings = dict(ks=[4], offsets=[0, 1], starts=4, chunk=2, max_steps=300)
+    return compute.flow_tasks(7, settings, lrs)
+
+
+def test_local_execution_is_the_plain_loop_in_order():
+    calls = []
+    assert execute(lambda t: calls.append(t) or 2 * t, [3, 1, 2]) == [6, 2, 4]
+    assert calls == [3, 1, 2]
+
+
+def test_a_local_cluster_gives_the_local_results_bit_for_bit():
+    distributed = pytest.importorskip("distributed")
+    tasks = _tasks()
+    local = execute(compute.run_task, tasks)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        remote = execute(compute.run_task, tasks, scheduler=cluster.scheduler_address)
+    # JSON text compares every float by its exact repr (shortest round-trip), so equal text is equal bits
+    assert json.dumps(remote, sort_keys=True) == json.dumps(local, sort_keys=True)
+    assert len(remote) == len(tasks) and any(r["steps"] for r in remote)
+
+
+def test_a_missing_dask_is_a_clear_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_dask(name, *args, **kwargs):
+        if name.startswith("dask"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_dask)
+    with pytest.raises(RuntimeError, match=r"sobolev-verify\[cluster\]"):
+        execute(len, [[1]], scheduler="tcp://127.0.0.1:1")

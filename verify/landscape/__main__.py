@@ -1,0 +1,5 @@
+"""``python -m verify.landscape``."""
+from verify import landscape
+from verify.report import run
+
+raise SystemExit(run(landscape))
