@@ -25,11 +25,12 @@ NEAR_COS = math.cos(SWITCH)  # |cos| above this: a pair within SWITCH of (anti-)
 def near_kinks(W: np.ndarray, W_star: np.ndarray) -> np.ndarray:
     """``(B,)``: which instances of ``W (B, K, d)`` have a student–student or student–teacher pair within ``SWITCH``
     of (anti-)parallel."""
-    A = W / np.linalg.norm(W, axis=-1, keepdims=True)
-    U = W_star / np.linalg.norm(W_star, axis=-1, keepdims=True)
-    cs = np.abs(A @ np.swapaxes(A, -1, -2))
-    cs[:, np.arange(W.shape[1]), np.arange(W.shape[1])] = 0.0
-    return (cs.max(axis=(1, 2)) > NEAR_COS) | (np.abs(A @ U.T).max(axis=(1, 2)) > NEAR_COS)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a zero row: NaN cosines, "not near", and the
+        A = W / np.linalg.norm(W, axis=-1, keepdims=True)  # reference path then raises its ValueError
+        U = W_star / np.linalg.norm(W_star, axis=-1, keepdims=True)
+        cs = np.abs(A @ np.swapaxes(A, -1, -2))
+        cs[:, np.arange(W.shape[1]), np.arange(W.shape[1])] = 0.0
+        return (cs.max(axis=(1, 2)) > NEAR_COS) | (np.abs(A @ U.T).max(axis=(1, 2)) > NEAR_COS)
 
 
 def mean_field(W: np.ndarray, W_star: np.ndarray, part: str) -> np.ndarray:

@@ -22,14 +22,16 @@ def test_starts_next_to_the_teacher_reach_it(part):
     assert [LS.classify(W, Ws, part, **TOLS)["kind"] for W in res["W"]] == ["global"] * 3
 
 
-def test_a_batch_descends_as_its_starts_would_alone():
+@pytest.mark.parametrize("flow", ["H", "H-true"])
+def test_a_batch_descends_as_its_starts_would_alone(flow):
     rng = np.random.default_rng(2)
     Ws = np.eye(3)
     W0 = rng.standard_normal((4, 3, 3)) / np.sqrt(3)
-    batch = LS.descend(W0, Ws, "H", lr=0.25, max_steps=200, grad_tol=1e-9)
+    batch = LS.descend(W0, Ws, flow, lr=0.25, max_steps=200, grad_tol=1e-9)
     for i in range(4):
-        one = LS.descend(W0[i:i + 1], Ws, "H", lr=0.25, max_steps=200, grad_tol=1e-9)
+        one = LS.descend(W0[i:i + 1], Ws, flow, lr=0.25, max_steps=200, grad_tol=1e-9)
         assert np.array_equal(one["W"][0], batch["W"][i]) and one["steps"][0] == batch["steps"][i]
+        assert np.array_equal(one["locks"][0], batch["locks"][i])
 
 
 def test_a_spurious_minimum_of_L_at_k_8():
@@ -117,3 +119,14 @@ def test_a_step_too_long_for_the_local_curvature_is_halved_until_the_descent_con
     assert res["lr"][0] < 2 / lam and res["field_norm"][0] <= 1e-10
     stable = LS.descend(W0, Ws, "L", lr=0.9 / lam, max_steps=5000, grad_tol=1e-10)
     assert stable["lr"][0] == 0.9 / lam and stable["field_norm"][0] <= 1e-10
+
+
+def test_bad_flows_and_zero_rows_are_clear_errors():
+    Ws = np.eye(3)
+    W0 = np.random.default_rng(6).standard_normal((2, 3, 3))
+    with pytest.raises(ValueError, match="flow must be one of"):
+        LS.descend(W0, Ws, "J", lr=0.1, max_steps=1, grad_tol=1e-9)
+    W0[1, 2] = 0.0
+    for flow in ("L", "H-true"):
+        with pytest.raises(ValueError, match="zero"):
+            LS.descend(W0, Ws, flow, lr=0.1, max_steps=1, grad_tol=1e-9)

@@ -49,16 +49,6 @@ def test_fixed_step_sliding_ends_where_the_adaptive_filippov_integrator_ends(see
     assert np.abs(fixed["W"][0] - adaptive["W"][-1]).max() < 1e-7
 
 
-def test_a_batch_slides_as_its_starts_would_alone():
-    rng = np.random.default_rng(2)
-    Ws = np.eye(3)
-    W0 = rng.standard_normal((3, 3, 3)) / np.sqrt(3)
-    batch = LS.descend(W0, Ws, "H-true", lr=0.1, max_steps=150, grad_tol=1e-9)
-    for i in range(3):
-        one = LS.descend(W0[i:i + 1], Ws, "H-true", lr=0.1, max_steps=150, grad_tol=1e-9)
-        assert np.array_equal(one["W"][0], batch["W"][i]) and np.array_equal(one["locks"][0], batch["locks"][i])
-
-
 def test_the_reduced_jacobian_at_the_teacher_is_the_radial_jacobian():
     """Every row locked on its teacher: the manifold coordinates are the row norms, and the Jacobian there is
     flows.radial_jacobian (both central differences; they agree to the differencing error)."""

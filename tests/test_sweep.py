@@ -22,6 +22,12 @@ def test_local_execution_is_the_plain_loop_in_order():
     assert calls == [3, 1, 2]
 
 
+def test_a_pool_of_processes_gives_the_serial_results_bit_for_bit():
+    tasks = _tasks()
+    serial = execute(compute.run_task, tasks)
+    assert json.dumps(execute(compute.run_task, tasks, workers=2), sort_keys=True) == json.dumps(serial, sort_keys=True)
+
+
 def test_a_local_cluster_gives_the_local_results_bit_for_bit():
     distributed = pytest.importorskip("distributed")
     tasks = _tasks()

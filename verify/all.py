@@ -7,7 +7,8 @@ import sys
 import time
 
 from . import REPORTS
-from .report import build_and_write, context_from_args, interrupted, parser, sigterm_raises, write_files
+from .report import build_and_write, context_from_args, interrupted, parser, positive_int, sigterm_raises, write_files
+from .sweep import default_workers
 
 CLAIMS = {
     1: "Exact population losses and gradients for shallow ReLU networks with Gaussian input",
@@ -56,6 +57,8 @@ def main(argv=None) -> int:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a Dask scheduler for the reports that run sweeps (landscape; pip install "
                         "'sobolev-verify[cluster]'); default: everything runs here")
+    p.add_argument("--workers", type=positive_int, default=default_workers(), metavar="N",
+                   help="processes for those sweeps without --scheduler (default: one per core)")
     p.add_argument("--index-only", action="store_true",
                    help="rebuild <out>/README.md from the reports' JSON files already in <out>; run nothing")
     args = p.parse_args(argv)

@@ -47,6 +47,7 @@ class Context:
     device: str = "cpu"
     progress: bool = True
     scheduler: str | None = None  # a Dask scheduler address for the reports that run sweeps (verify.sweep)
+    workers: int = 1  # processes for those sweeps when no scheduler is given
 
 
 @dataclass
@@ -163,6 +164,17 @@ def seed_arg(text) -> int:
     return seed
 
 
+def positive_int(text) -> int:
+    """An ``argparse`` type: an integer ``>= 1``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def prepare_out(out) -> Path:
     """Make ``out`` a writable folder before anything is computed: create it (parents too) if
     missing, then create and remove a temporary file in it.  Raises ``OSError`` naming the problem."""
@@ -213,7 +225,7 @@ def context_from_args(args, p: argparse.ArgumentParser | None = None) -> Context
     except ValueError as exc:
         sys.exit(f"error: {exc}")
     return Context(out=out, profile=args.profile, seed=args.seed, device=device, progress=not args.no_progress,
-                   scheduler=getattr(args, "scheduler", None))
+                   scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None) or 1)
 
 
 def build_and_write(module, ctx: Context) -> dict:

@@ -16,22 +16,22 @@ from __future__ import annotations
 import sys
 from functools import partial
 
-from ..report import Context, Report, progress, run
-from ..sweep import execute
+from ..report import Context, Report, positive_int, progress, run
+from ..sweep import default_workers, execute
 from . import compute, judge, render
 
 NAME = "landscape"
 TITLE = "Beyond the paper: does Sobolev training remove the spurious minima?"
-_SAMPLES_QUICK = dict(ks=[6], starts=3, n=256, steps=150, sgd_batch=32, lr_factor=1.0)
+_SAMPLES_QUICK = dict(ks=[6], starts=3, n=256, steps=150, sgd_batch=32, lr_factor=2.0)
 PROFILES = {
-    "quick": dict(ks=[6], offsets=[0, 1], starts=4, chunk=4, max_steps=2000, lr_factor=1.0,
+    "quick": dict(ks=[6], offsets=[0, 1], starts=4, chunk=4, max_steps=4000, lr_factor=0.5,
                   check=dict(k=6, starts=2), samples=_SAMPLES_QUICK),
-    "standard": dict(ks=[6, 8, 10, 12], offsets=[0, 1, 2], starts=100, chunk=50, max_steps=8000, lr_factor=1.0,
-                     check=dict(k=10, starts=50),
-                     samples=dict(ks=[8, 10], starts=30, n=2048, steps=1500, sgd_batch=128, lr_factor=1.0)),
-    "full": dict(ks=list(range(6, 21)), offsets=[0, 1, 2], starts=1000, chunk=100, max_steps=20000, lr_factor=1.0,
+    "standard": dict(ks=[6, 8, 10, 12], offsets=[0, 1, 2], starts=100, chunk=25, max_steps=16000, lr_factor=0.5,
+                     check=dict(k=10, starts=40),
+                     samples=dict(ks=[8, 10], starts=30, n=2048, steps=1500, sgd_batch=128, lr_factor=2.0)),
+    "full": dict(ks=list(range(6, 21)), offsets=[0, 1, 2], starts=1000, chunk=50, max_steps=40000, lr_factor=0.5,
                  check=dict(k=10, starts=200),
-                 samples=dict(ks=[8, 12], starts=200, n=8192, steps=4000, sgd_batch=256, lr_factor=1.0)),
+                 samples=dict(ks=[8, 12], starts=200, n=8192, steps=4000, sgd_batch=256, lr_factor=2.0)),
 }
 
 __all__ = ["NAME", "TITLE", "PROFILES", "build", "compute", "judge", "render", "main", "add_arguments"]
@@ -41,12 +41,15 @@ def add_arguments(p) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the sweep on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786); "
                         "needs pip install 'sobolev-verify[cluster]' here and on the workers (default: run here)")
+    p.add_argument("--workers", type=positive_int, default=default_workers(), metavar="N",
+                   help="without --scheduler: run the sweep in N processes here (default: one per core, "
+                        f"{default_workers()} here); the results do not depend on N")
 
 
 def build(ctx: Context) -> Report:
     settings = PROFILES[ctx.profile]
     with progress(ctx, compute.task_count(settings), "landscape", "task") as bar:
-        summary = compute.compute(ctx.seed, settings, partial(execute, scheduler=ctx.scheduler, bar=bar))
+        summary = compute.compute(ctx.seed, settings, partial(execute, scheduler=ctx.scheduler, workers=ctx.workers, bar=bar))
     return render.render(NAME, TITLE, summary, judge.judge(summary))
 
 
