@@ -34,7 +34,7 @@ def test_a_locked_row_moves_along_its_ray_and_the_margin_is_the_kink_minus_the_p
     assert np.isneginf(slack[0, 1:]).all()
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0])
 def test_fixed_step_sliding_ends_where_the_adaptive_filippov_integrator_ends(seed):
     """Same start, the two discretisations of the sliding flow of gradient_flow.md: same locks (row -> teacher), and
     end points within 1e-7 relative of each other (both stop at relative distance ~1e-9 of the teacher)."""

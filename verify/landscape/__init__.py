@@ -22,9 +22,9 @@ from . import compute, judge, render
 
 NAME = "landscape"
 TITLE = "Beyond the paper: does Sobolev training remove the spurious minima?"
-_SAMPLES_QUICK = dict(ks=[6], starts=3, n=256, steps=150, sgd_batch=32, lr_factor=2.0)
+_SAMPLES_QUICK = dict(ks=[6], starts=2, n=256, steps=100, sgd_batch=32, lr_factor=2.0)
 PROFILES = {
-    "quick": dict(ks=[6], offsets=[0, 1], starts=4, chunk=4, max_steps=4000, lr_factor=0.5,
+    "quick": dict(ks=[6], offsets=[0, 1], starts=3, chunk=3, max_steps=4000, lr_factor=0.5,
                   check=dict(k=6, starts=2), samples=_SAMPLES_QUICK),
     "standard": dict(ks=[6, 8, 10, 12], offsets=[0, 1, 2], starts=100, chunk=25, max_steps=16000, lr_factor=0.5,
                      check=dict(k=10, starts=40),
