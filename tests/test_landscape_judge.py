@@ -115,3 +115,16 @@ def test_a_flow_with_spurious_minima_of_its_own_does_not_remove_them():
     assert "has spurious minima, which these random starts did not reach" in j["flows"]["H-mean"]["sentence"]
     L["from_points"]["H-mean"]["kind"] = ["global"]
     assert J.judge(s)["flows"]["H-mean"]["verdict"] == "removes"
+
+
+def test_the_finite_sample_sentence_compares_H_with_L_on_the_same_starts():
+    s = summary({(8, 8): _paired(0, 0, 20)})
+    runs = {("L", "GD"): ["global"] * 10 + ["spurious minimum"] * 10, ("H", "GD"): ["global"] * 20,
+            ("L", "SGD"): ["global"] * 20, ("H", "SGD"): ["global"] * 20}
+    s["samples"] = [dict(group(8, 8, "L" if loss == "L" else "H-mean", ends), loss=loss, method=method)
+                    for (loss, method), ends in runs.items()]
+    text = J.samples_sentence(s)
+    assert "GD: 20 of 20 runs on H reach the global minimum against 10 on L" in text
+    assert "H reaches it significantly more often" in text  # 10 discordant pairs, all one way: p = 2^-9
+    assert "SGD: 20 of 20 runs on H reach the global minimum against 20 on L" in text and "no significant" in text
+    assert "matches the population flow's in 50% to 100% of the runs" in text

@@ -276,6 +276,31 @@ def samples(summary: dict) -> list:
     return out
 
 
+def samples_sentence(summary: dict) -> str:
+    """Per training method, pooled over k: do the same starts reach the global minimum more often trained on H than
+    on L (exact McNemar), and how often does the finite-sample outcome match the population flow's?"""
+    tol = summary["tolerances"]
+    parts = []
+    for method in ("GD", "SGD"):
+        runs = {s["loss"]: [] for s in summary["samples"] if s["method"] == method}
+        for s in summary["samples"]:
+            if s["method"] == method:
+                runs[s["loss"]] += [k == "global" for k in kinds(s, tol)]
+        if set(runs) != {"L", "H"}:
+            continue
+        m = mcnemar(runs["L"], runs["H"])  # "only_L": global under L only
+        diff = ("no significant difference" if m["p"] >= ALPHA else
+                "H reaches it significantly more often" if m["only_H"] > m["only_L"] else
+                "H reaches it significantly less often")
+        parts.append(f"{method}: {sum(runs['H'])} of {len(runs['H'])} runs on H reach the global minimum against "
+                     f"{sum(runs['L'])} on L from the same starts (McNemar p = {m['p']:.2g}): {diff}")
+    if not parts:
+        return "No finite-sample runs in this profile."
+    agree = [r["agreement"] for r in samples(summary) if r["agreement"] is not None]
+    return ("; ".join(parts) + f". Start by start, the finite-sample outcome matches the population flow's in "
+            f"{min(agree):.0%} to {max(agree):.0%} of the runs." if agree else "; ".join(parts) + ".")
+
+
 def judge(summary: dict) -> dict:
     main = by_config(summary)
     rows = comparisons(summary)
@@ -297,6 +322,7 @@ def judge(summary: dict) -> dict:
                      "convention": "population flow of L from random starts"})
     return {"verdicts": verdicts, "comparisons": rows, "flows": per_flow, "safran_shamir": ss,
             "from_points": from_points_sentence(summary), "step_check": step_check(summary, main),
-            "samples": samples(summary), "tolerance_gap": tolerance_gap(summary),
+            "samples": samples(summary), "samples_sentence": samples_sentence(summary),
+            "tolerance_gap": tolerance_gap(summary),
             "tallies": {f"{k},{K},{flow}": tally(g, summary["tolerances"])
                         for (k, K), flows in sorted(main.items()) for flow, g in flows.items()}}

@@ -129,7 +129,7 @@ def render(name: str, title: str, summary: dict, j: dict) -> Report:
             "GD and SGD, from the first starts of the population study; each end point is then followed by the population "
             "flow of the field the training estimates (L, or the mean field of H) and classified. *Agrees*: the fraction of "
             "starts where \"reaches the global minimum\" matches the population flow from the same start.\n\n"
-            + samples_table(j, summary))
+            + samples_table(j, summary) + "\n\n" + j["samples_sentence"])
     rep.add("## Robustness to the step and the tolerances\n\n" + j["step_check"]["sentence"] + " "
             + j["tolerance_gap"]["sentence"])
     rep.add(method_section(summary))
