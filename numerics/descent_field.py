@@ -34,7 +34,10 @@ def near_kinks(W: np.ndarray, W_star: np.ndarray) -> np.ndarray:
 
 
 def mean_field(W: np.ndarray, W_star: np.ndarray, part: str) -> np.ndarray:
-    """The mean field of ``part`` (``"L"`` or ``"H"``) at every instance of ``W (B, K, d)``, teacher ``W_star (K*, d)``."""
+    """The mean field of ``part`` (``"L"`` or ``"H"``) at every instance of ``W (B, K, d)``, teacher ``W_star (K*, d)``;
+    tensors (PyTorch, any device) go to :func:`numerics.backend.gradient` whole."""
+    if not isinstance(W, np.ndarray):
+        return backend.gradient(W, W_star, part, "mean")
     near = near_kinks(W, W_star)
     out = np.empty_like(W)
     if (~near).any():

@@ -17,7 +17,10 @@
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from array_api_compat import array_namespace, device
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import binomtest
 
@@ -59,28 +62,30 @@ def descend(W0, W_star, flow: str, *, lr: float, max_steps: int, grad_tol: float
 
     Returns ``{"W", "steps", "field_norm", "locks" (teacher index per row under "H-true", else -1), "lr" (final step
     per start), "unlocks"}``.  Deterministic, and each start's path depends on that start alone: batched calls equal
-    single calls bit for bit."""
+    single calls bit for bit.  A PyTorch ``W0`` runs the whole descent in float64 on its device (the fields through
+    :mod:`numerics.backend`) and returns tensors there; anything else runs in NumPy."""
     flow = flow_name(flow)
-    W = np.array(W0, dtype=np.float64)
-    W_star = np.asarray(W_star, dtype=np.float64)
+    W, W_star = _operands(W0, W_star)
     if W.ndim != 3:
-        raise ValueError(f"W0 must have shape (B, K, d); got {W.shape}")
+        raise ValueError(f"W0 must have shape (B, K, d); got {tuple(W.shape)}")
     if not (lr > 0 and max_steps >= 0 and grad_tol > 0):
         raise ValueError("lr and grad_tol must be positive and max_steps non-negative")
+    xp, dev = array_namespace(W), device(W)
     B, K, _ = W.shape
-    steps, unlocks = np.zeros(B, dtype=int), np.zeros(B, dtype=int)
-    norm, prev_norm = np.full(B, np.inf), np.full(B, np.inf)
-    rates, locks, prev_F = np.full(B, float(lr)), np.full((B, K), sliding.UNLOCKED), np.zeros_like(W)
-    active = np.arange(B)
+    steps, unlocks = xp.zeros(B, dtype=xp.int64, device=dev), xp.zeros(B, dtype=xp.int64, device=dev)
+    norm, prev_norm = (xp.full(B, math.inf, dtype=W.dtype, device=dev) for _ in range(2))
+    rates = xp.full(B, float(lr), dtype=W.dtype, device=dev)
+    locks, prev_F = xp.full((B, K), sliding.UNLOCKED, dtype=xp.int64, device=dev), xp.zeros_like(W)
+    active = xp.arange(B, device=dev)
     for step in range(max_steps + 1):
         F, slack = _field(flow, W[active], W_star, locks[active])
-        n = np.linalg.norm(F.reshape(len(active), -1), axis=1)
+        n = xp.linalg.vector_norm(xp.reshape(F, (F.shape[0], -1)), axis=1)
         norm[active] = n
         moving = n > grad_tol
         if value_tol > 0 and flow != "H-true" and step % VALUE_CHECK_EVERY == 0:
             moving &= relative_value_loss(W[active], W_star) > value_tol
         active, F, slack, n = active[moving], F[moving], slack[moving], n[moving]
-        if step == max_steps or not len(active):
+        if step == max_steps or not active.shape[0]:
             break
         rates[active[_unstable(F, n, prev_F[active], prev_norm[active])]] /= 2
         prev_F[active], prev_norm[active] = F, n
@@ -88,7 +93,7 @@ def descend(W0, W_star, flow: str, *, lr: float, max_steps: int, grad_tol: float
         if flow == "H-true":
             lk = locks[active]
             release = slack > 0  # the other terms push harder than the kink holds: the row leaves its ray
-            unlocks[active] += release.sum(axis=1)
+            unlocks[active] += xp.sum(xp.astype(release, xp.int64), axis=1)
             lk[release] = sliding.UNLOCKED
             W[active], locks[active] = sliding.lock_crossings(W[active], W_new, W_star, lk, rates[active])
         else:
@@ -97,16 +102,28 @@ def descend(W0, W_star, flow: str, *, lr: float, max_steps: int, grad_tol: float
     return {"W": W, "steps": steps, "field_norm": norm, "locks": locks, "lr": rates, "unlocks": unlocks}
 
 
+def _operands(W0, W_star) -> tuple:
+    """``(W, W_star)`` as float64: NumPy arrays, or, when ``W0`` is a PyTorch tensor, tensors on its device (a copy of
+    ``W0`` either way)."""
+    if type(W0).__module__.startswith("torch"):
+        import torch
+
+        return (W0.detach().to(torch.float64).clone(),
+                torch.as_tensor(W_star, dtype=torch.float64, device=W0.device))
+    return np.array(W0, dtype=np.float64), np.asarray(W_star, dtype=np.float64)
+
+
 def _field(flow: str, W, W_star, locks) -> tuple:
     """``(F, slack)`` of a batch: the field of ``flow`` and the lock margins (``-inf`` where nothing is locked)."""
     if flow == "H-true":
         return sliding.field(W, W_star, locks)
-    return mean_field(W, W_star, flow[0]), np.full(locks.shape, -np.inf)
+    xp = array_namespace(W)
+    return mean_field(W, W_star, flow[0]), xp.full(tuple(locks.shape), -math.inf, dtype=W.dtype, device=device(W))
 
 
-def _unstable(F, n, prev_F, prev_n) -> np.ndarray:
+def _unstable(F, n, prev_F, prev_n):
     """Starts whose field grew and turned by more than 120 degrees in one step."""
-    turn = np.einsum("bkd,bkd->b", F, prev_F)
+    turn = array_namespace(F).einsum("bkd,bkd->b", F, prev_F)
     return (n > prev_n) & (turn < -0.5 * n * prev_n)
 
 

@@ -15,81 +15,93 @@ gradient descent on the **sliding field** of this module instead, the discrete c
   minimal-norm element of the set-valued field), as long as the orthogonal push of the other terms is smaller
   than ``|w*_p| / 2pi`` (:func:`field` returns that margin as ``slack``); when it is larger, the row is unlocked.
 
-``locks`` arrays hold, per row, the teacher index it is locked on, or ``-1``.
+``locks`` arrays hold, per row, the teacher index it is locked on, or ``-1``.  :func:`boundary_terms`, :func:`field`
+and :func:`lock_crossings` take NumPy arrays or PyTorch tensors (any device; ``array-api-compat``).
 """
 from __future__ import annotations
 
-import numpy as np
+import math
 
-from .flows import LOCK_ANGLE, PARALLEL
+import numpy as np
+from array_api_compat import array_namespace, device
+
 from .descent_field import mean_field
+from .flows import LOCK_ANGLE, PARALLEL
 
 UNLOCKED = -1
 
 
-def _units(A: np.ndarray) -> np.ndarray:
-    return A / np.linalg.norm(A, axis=-1, keepdims=True)
+def _units(A):
+    xp = array_namespace(A)
+    return A / xp.linalg.vector_norm(A, axis=-1, keepdims=True)
 
 
-def boundary_terms(W: np.ndarray, W_star: np.ndarray, locks: np.ndarray) -> np.ndarray:
+def boundary_terms(W, W_star, locks):
     """``true - mean`` gradient of ``J`` for a batch ``W (B, K, d)``: per row ``i`` the sum over ``z_q`` in
     ``[W; W*]`` of ``s_q |z_q| cos(theta_iq) / (2 pi) e2(w_i, z_q)`` (:func:`numerics.flows.boundary_terms`, one
     instance), leaving out each row's own pair with the teacher it is locked on and pairs with
-    ``sin(theta) <= PARALLEL`` (no numerical ``e2``)."""
+    ``sin(theta) <= PARALLEL`` (no numerical ``e2``).  NumPy arrays or tensors of one array namespace."""
+    xp = array_namespace(W, W_star)
     B, K, _ = W.shape
-    Z = np.concatenate([W, np.broadcast_to(W_star, (B,) + W_star.shape)], axis=1)
-    s = np.concatenate([np.ones(K), -np.ones(len(W_star))])
+    dev = device(W)
+    Z = xp.concat([W, xp.broadcast_to(W_star, (B,) + tuple(W_star.shape))], axis=1)
+    s = xp.concat([xp.ones(K, dtype=W.dtype, device=dev), -xp.ones(W_star.shape[0], dtype=W.dtype, device=dev)])
     A, U = _units(W), _units(Z)
-    c = A @ np.swapaxes(U, 1, 2)
+    c = A @ xp.matrix_transpose(U)
     E = U[:, None, :, :] - c[..., None] * A[:, :, None, :]
-    E -= np.einsum("biqd,bid->biq", E, A)[..., None] * A[:, :, None, :]  # re-orthogonalise (e2 . e1 ~ eps/sin)
-    sin = np.linalg.norm(E, axis=-1)
-    coef = s * np.linalg.norm(Z, axis=-1)[:, None, :] * c / (2 * np.pi)
+    E -= xp.einsum("biqd,bid->biq", E, A)[..., None] * A[:, :, None, :]  # re-orthogonalise (e2 . e1 ~ eps/sin)
+    sin = xp.linalg.vector_norm(E, axis=-1)
+    coef = s * xp.linalg.vector_norm(Z, axis=-1)[:, None, :] * c / (2 * math.pi)
     ok = sin > PARALLEL
-    ok[:, np.arange(K), np.arange(K)] = False
-    b, i = np.nonzero(locks >= 0)
+    diagonal = xp.arange(K, device=dev)
+    ok[:, diagonal, diagonal] = False
+    b, i = xp.nonzero(locks >= 0)
     ok[b, i, K + locks[b, i]] = False
-    coef = np.where(ok, coef / np.where(ok, sin, 1.0), 0.0)
-    return np.einsum("biq,biqd->bid", coef, E)
+    coef = xp.where(ok, coef / xp.where(ok, sin, xp.ones_like(sin)), xp.zeros_like(coef))
+    return xp.einsum("biq,biqd->bid", coef, E)
 
 
-def field(W: np.ndarray, W_star: np.ndarray, locks: np.ndarray) -> tuple:
+def field(W, W_star, locks) -> tuple:
     """``(F, slack)``: the sliding field of the true gradient of ``H`` (``dW/dt = -F``) and, per locked row, the
     orthogonal push minus ``|w*_p|/2pi`` (``-inf`` for unlocked rows; the lock holds while it is negative)."""
+    xp = array_namespace(W, W_star)
     G = mean_field(W, W_star, "H") + boundary_terms(W, W_star, locks)
-    slack = np.full(locks.shape, -np.inf)
-    b, i = np.nonzero(locks >= 0)
-    if len(b):
+    slack = xp.full(tuple(locks.shape), -math.inf, dtype=W.dtype, device=device(W))
+    b, i = xp.nonzero(locks >= 0)
+    if b.shape[0]:
         p = locks[b, i]
         u = _units(W_star[p])
-        radial = np.einsum("nd,nd->n", u, G[b, i])
+        radial = xp.einsum("nd,nd->n", u, G[b, i])
         perp = G[b, i] - radial[:, None] * u
-        slack[b, i] = np.linalg.norm(perp, axis=-1) - np.linalg.norm(W_star[p], axis=-1) / (2 * np.pi)
+        slack[b, i] = (xp.linalg.vector_norm(perp, axis=-1)
+                       - xp.linalg.vector_norm(W_star[p], axis=-1) / (2 * math.pi))
         G[b, i] = radial[:, None] * u
     return G, slack
 
 
-def lock_crossings(W_old: np.ndarray, W_new: np.ndarray, W_star: np.ndarray, locks: np.ndarray, lr) -> tuple:
+def lock_crossings(W_old, W_new, W_star, locks, lr) -> tuple:
     """Lock the unlocked rows that a step ``W_old -> W_new`` (step size ``lr``, a number or one per instance) took onto
     a teacher line; returns ``(W, locks)`` with those rows projected on their rays (new arrays)."""
+    xp = array_namespace(W_old, W_star)
     U = _units(W_star)
-    c_old, c_new = W_old @ U.T, W_new @ U.T  # (B, K, K*): components along each teacher direction
-    n_old, n_new = np.linalg.norm(W_old, axis=-1), np.linalg.norm(W_new, axis=-1)
+    Ut = xp.matrix_transpose(U)
+    c_old, c_new = W_old @ Ut, W_new @ Ut  # (B, K, K*): components along each teacher direction
+    n_old, n_new = xp.linalg.vector_norm(W_old, axis=-1), xp.linalg.vector_norm(W_new, axis=-1)
     # p_old . p_new for the components orthogonal to each teacher line, without forming them
-    cross = np.einsum("bkd,bkd->bk", W_old, W_new)[..., None] - c_old * c_new
-    perp_new = np.sqrt(np.maximum(n_new[..., None] ** 2 - c_new**2, 0.0))
-    perp_old = np.sqrt(np.maximum(n_old[..., None] ** 2 - c_old**2, 0.0))
-    angle_new = np.arctan2(perp_new, np.abs(c_new))
-    angle_old = np.arctan2(perp_old, np.abs(c_old))
-    lr = np.reshape(lr, (-1, 1, 1)) if np.ndim(lr) else lr
-    chatter = 2 * lr * np.linalg.norm(W_star, axis=-1) / (2 * np.pi * np.maximum(n_new[..., None], 1e-300))
+    cross = xp.einsum("bkd,bkd->bk", W_old, W_new)[..., None] - c_old * c_new
+    perp_new = xp.sqrt(xp.clip(n_new[..., None] ** 2 - c_new**2, min=0.0))
+    perp_old = xp.sqrt(xp.clip(n_old[..., None] ** 2 - c_old**2, min=0.0))
+    angle_new = xp.atan2(perp_new, xp.abs(c_new))
+    angle_old = xp.atan2(perp_old, xp.abs(c_old))
+    lr = xp.reshape(lr, (-1, 1, 1)) if getattr(lr, "ndim", 0) else lr
+    chatter = 2 * lr * xp.linalg.vector_norm(W_star, axis=-1) / (2 * math.pi * xp.clip(n_new[..., None], min=1e-300))
     hit = ((cross < 0) & (angle_new <= chatter + LOCK_ANGLE)) | ((angle_new < LOCK_ANGLE) & (angle_new < angle_old))
     hit &= (locks == UNLOCKED)[..., None]
-    angle_new = np.where(hit, angle_new, np.inf)
-    b, i = np.nonzero(hit.any(axis=-1))
-    W, locks = W_new.copy(), locks.copy()
-    if len(b):
-        p = np.argmin(angle_new[b, i], axis=-1)
+    angle_new = xp.where(hit, angle_new, xp.full_like(angle_new, math.inf))
+    b, i = xp.nonzero(xp.any(hit, axis=-1))
+    W, locks = xp.asarray(W_new, copy=True), xp.asarray(locks, copy=True)
+    if b.shape[0]:
+        p = xp.argmin(angle_new[b, i], axis=-1)
         W[b, i] = c_new[b, i, p][:, None] * U[p]
         locks[b, i] = p
     return W, locks

@@ -130,3 +130,18 @@ def test_bad_flows_and_zero_rows_are_clear_errors():
     for flow in ("L", "H-true"):
         with pytest.raises(ValueError, match="zero"):
             LS.descend(W0, Ws, flow, lr=0.1, max_steps=1, grad_tol=1e-9)
+
+
+@pytest.mark.parametrize("flow", ["L", "H-mean", "H-true"])
+def test_descents_on_torch_tensors_follow_the_numpy_ones(flow):
+    """The same descent on a PyTorch tensor (the path a GPU takes; here on the CPU): the fields come from
+    numerics.backend instead of the reference, so iterates differ by rounding only: same step counts and locks, end
+    points within 1e-12."""
+    torch = pytest.importorskip("torch")
+    Ws = np.eye(4)
+    W0 = np.random.default_rng(7).standard_normal((3, 4, 4)) / 2
+    ref = LS.descend(W0, Ws, flow, lr=0.2, max_steps=3000, grad_tol=1e-9)
+    got = LS.descend(torch.from_numpy(W0), Ws, flow, lr=0.2, max_steps=3000, grad_tol=1e-9)
+    assert isinstance(got["W"], torch.Tensor) and got["W"].dtype == torch.float64
+    assert np.abs(got["W"].numpy() - ref["W"]).max() < 1e-12
+    assert np.array_equal(got["steps"].numpy(), ref["steps"]) and np.array_equal(got["locks"].numpy(), ref["locks"])

@@ -50,3 +50,15 @@ def test_a_seeded_spurious_minimum_of_L_is_found_deduplicated_and_followed_under
     follow = compute.run_task(dict(kind="from_points", k=k, K=k, points=[m["W"]], lr=compute.step_size(k, "H-mean", 1.0),
                                    max_steps=3000))
     assert follow["H_mean_field_norm"][0] > 1e-3
+
+
+def test_a_task_on_a_torch_device_gives_the_numpy_kinds():
+    """device "cpu:0" takes the PyTorch path of the report's tasks (what --device cuda runs): the same kinds, steps
+    and locks (the end points differ by rounding, ~1e-15: tests/test_landscape.py)."""
+    import pytest
+
+    pytest.importorskip("torch")
+    task = dict(kind="flows", seed=1, k=4, K=4, flow="H-true", lo=0, hi=3, lr=compute.step_size(4, "H-mean", 0.5),
+                max_steps=4000)
+    ref, got = compute.run_task(task), compute.run_task(dict(task, device="cpu:0"))
+    assert got["kind"] == ref["kind"] and got["steps"] == ref["steps"] and got["locked_rows"] == ref["locked_rows"]

@@ -49,7 +49,8 @@ def add_arguments(p) -> None:
 def build(ctx: Context) -> Report:
     settings = PROFILES[ctx.profile]
     with progress(ctx, compute.task_count(settings), "landscape", "task") as bar:
-        summary = compute.compute(ctx.seed, settings, partial(execute, scheduler=ctx.scheduler, workers=ctx.workers, bar=bar))
+        summary = compute.compute(ctx.seed, settings, partial(execute, scheduler=ctx.scheduler, workers=ctx.workers, bar=bar),
+                                  device=ctx.device)
     return render.render(NAME, TITLE, summary, judge.judge(summary))
 
 

@@ -74,6 +74,21 @@ def run_task(task: dict) -> dict:
     return {"flows": _run_flows, "from_points": _run_from_points, "samples": _run_samples}[task["kind"]](task)
 
 
+def _device(task: dict) -> str:
+    return task.get("device", "cpu")
+
+
+def _descend(task: dict, W0, W_star, flow: str, **kw) -> dict:
+    """:func:`numerics.landscape.descend` in NumPy (``device`` ``"cpu"``), or in PyTorch on the task's device; the
+    results as NumPy arrays (the classification runs on the CPU)."""
+    if _device(task) != "cpu":
+        import torch
+
+        W0 = torch.as_tensor(np.asarray(W0), dtype=torch.float64, device=_device(task))
+    res = LS.descend(W0, W_star, flow, grad_tol=STOP, **kw)
+    return {key: v.cpu().numpy() if hasattr(v, "cpu") else v for key, v in res.items()}
+
+
 def _classified(W, locks, W_star, flow: str) -> list:
     return [LS.classify(w, W_star, flow, locks=lk, **TOLERANCES) for w, lk in zip(W, locks)]
 
@@ -89,8 +104,7 @@ def _run_flows(task: dict) -> dict:
     W_star = teacher(task["k"])
     W0 = initial_weights(task["seed"], task["k"], task["K"], task["lo"], task["hi"])
     value_tol = TOLERANCES["value_tol"] if task["K"] > task["k"] else 0.0
-    res = LS.descend(W0, W_star, task["flow"], lr=task["lr"], max_steps=task["max_steps"], grad_tol=STOP,
-                     value_tol=value_tol)
+    res = _descend(task, W0, W_star, task["flow"], lr=task["lr"], max_steps=task["max_steps"], value_tol=value_tol)
     rows = _classified(res["W"], res["locks"], W_star, task["flow"])
     out = {**_columns(rows, NUMBERS + ("kind",)), "steps": res["steps"].tolist(),
            "locked_rows": (res["locks"] >= 0).sum(axis=1).tolist(), "step_halvings": _halvings(res["lr"], task["lr"]),
@@ -112,7 +126,7 @@ def _run_from_points(task: dict) -> dict:
     out = {"H_mean_field_norm": [float(np.linalg.norm(numerics.gradient(p, W_star, "H", "mean"))) for p in P],
            "H_true_gradient_norm": [_true_norm(p, W_star) for p in P]}
     for flow in ("H-mean", "H-true"):
-        res = LS.descend(P, W_star, flow, lr=task["lr"], max_steps=task["max_steps"], grad_tol=STOP)
+        res = _descend(task, P, W_star, flow, lr=task["lr"], max_steps=task["max_steps"])
         rows = _classified(res["W"], res["locks"], W_star, flow)
         out[flow] = {**_columns(rows, ("kind", "relative_value_loss", "distance")),
                      "moved": [float(LS.permutation_distance(w, p) / np.linalg.norm(p)) for w, p in zip(res["W"], P)]}
@@ -136,12 +150,12 @@ def _run_samples(task: dict) -> dict:
     k, K = task["k"], task["K"]
     W_star = teacher(k)
     gen = torch.Generator().manual_seed(int(task["sample_seed"]))
-    X = torch.randn(task["n"], k, generator=gen, dtype=torch.float64)
+    X = torch.randn(task["n"], k, generator=gen, dtype=torch.float64).to(_device(task))  # drawn on the CPU: same X anywhere
     W0 = initial_weights(task["seed"], k, K, task["lo"], task["hi"])
     trained = train_batch(W0, W_star, X, task["loss"], task["lr"], task["steps"], batch=task["batch"],
                           seed=task["sample_seed"], grad_tol=task["grad_tol"] if task["batch"] is None else 0.0)
     flow = "L" if task["loss"] == "L" else "H-mean"
-    res = LS.descend(trained["W"], W_star, flow, lr=task["polish_lr"], max_steps=task["polish_steps"], grad_tol=STOP)
+    res = _descend(task, trained["W"], W_star, flow, lr=task["polish_lr"], max_steps=task["polish_steps"])
     rows = _classified(res["W"], res["locks"], W_star, flow)
     value = [float(numerics.loss(w, W_star, "L") / numerics.loss(LS._tiny_row(W_star), W_star, "L"))
              for w in trained["W"]]
@@ -214,25 +228,26 @@ def check_tasks(seed: int, settings: dict, lrs: dict) -> list:
                  max_steps=2 * settings["max_steps"]) for flow in FLOWS]
 
 
-def compute(seed: int, settings: dict, execute, bar=None) -> dict:
+def compute(seed: int, settings: dict, execute, device: str = "cpu") -> dict:
     """Every number of the report.  ``execute(fn, tasks)`` runs a sweep (:func:`verify.sweep.execute` bound to a
-    scheduler and a progress bar)."""
+    scheduler and a progress bar); ``device``: ``"cpu"`` (NumPy) or a PyTorch device for the descents."""
+    run = lambda tasks: execute(run_task, [dict(t, device=device) for t in tasks])  # noqa: E731
     ks = sorted(set(settings["ks"]) | set(settings["samples"]["ks"]) | {settings["check"]["k"]})
     lrs = {(k, flow): step_size(k, flow, settings["lr_factor"]) for k in ks for flow in FLOWS}
     tasks = flow_tasks(seed, settings, lrs)
-    groups = merge(tasks, execute(run_task, tasks))
+    groups = merge(tasks, run(tasks))
     for g in groups.values():
         g["distinct"] = distinct_minima(g, teacher(g["k"]))
     followed = from_point_tasks(groups, settings, lrs)
-    for task, res in zip(followed, execute(run_task, followed)):
+    for task, res in zip(followed, run(followed)):
         groups[f"{task['k']},{task['K']},L"]["from_points"] = res
     checks = check_tasks(seed, settings, lrs)
-    check = merge(checks, execute(run_task, checks))
+    check = merge(checks, run(checks))
     samples = sample_tasks(seed, settings, lrs)
-    sample_results = execute(run_task, samples)
+    sample_results = run(samples)
     for g in list(groups.values()) + list(check.values()):
         g.pop("end_points")
-    return {"settings": settings, "tolerances": {**TOLERANCES, "stop": STOP, "dedup": DEDUP},
+    return {"settings": settings, "device": device, "tolerances": {**TOLERANCES, "stop": STOP, "dedup": DEDUP},
             "step_sizes": {f"{k},{flow}": lr for (k, flow), lr in lrs.items()},
             "groups": list(groups.values()), "step_check": list(check.values()),
             "samples": [{**{key: t[key] for key in ("k", "K", "n", "loss", "method", "batch", "lr", "steps")}, **r}

@@ -173,5 +173,8 @@ def method_section(summary: dict) -> str:
             f"{s['lr_factor']:g} times the population step, SGD minibatches of {s['sgd_batch']}; then the population flow "
             "(at most the same number of steps as above).\n"
             f"- Step-size check: k = {st['check']['k']}, the first {st['check']['starts']} starts again with half the step.\n"
-            "- The descents and classifications run in NumPy on CPU cores (the finite-sample training in PyTorch on the CPU), "
-            "whatever `--device` says; the sweep's tasks run in several processes or on a Dask cluster with the same results.")
+            + ("- The descents run in NumPy on CPU cores, the finite-sample training in PyTorch on the CPU"
+               if summary.get("device", "cpu") == "cpu" else
+               f"- The descents and the finite-sample training run in PyTorch (float64) on `{summary['device']}`")
+            + "; the classifications in NumPy on the CPU. The sweep's tasks run in several processes or on a Dask cluster "
+            "with the same results.")
