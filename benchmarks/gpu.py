@@ -161,6 +161,23 @@ def population_gradients(dev, B: int, dtype, repeats: int = 5) -> dict:
     return out
 
 
+def landscape_steps(dev, B: int, k: int, steps: int) -> dict:
+    """Start-steps per second of ``numerics.landscape.descend`` (B starts, teacher I_k, ``steps`` steps from random
+    starts) for each flow: on the device (PyTorch, float64) and in NumPy on this machine's CPU, side by side."""
+    from numerics import landscape
+
+    W0 = np.random.default_rng(5).standard_normal((B, k, k)) / np.sqrt(k)
+    out = {"B": B, "k": k, "steps": steps}
+    for flow in ("L", "H-mean", "H-true"):
+        run = {"device": lambda: landscape.descend(torch.tensor(W0, device=dev), np.eye(k), flow, lr=0.05,
+                                                   max_steps=steps, grad_tol=1e-12),
+               "numpy": lambda: landscape.descend(W0, np.eye(k), flow, lr=0.05, max_steps=steps, grad_tol=1e-12)}
+        for where, fn in run.items():
+            fn()  # warm-up
+            out[f"{flow}_{where}_start_steps_per_s"] = B * steps / _timed(fn, dev, 1)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -185,6 +202,8 @@ def main(argv=None) -> int:
     B = 256 if args.quick else 16384
     res["population_gradients"] = [population_gradients(dev, B, torch.float64), population_gradients(dev, B, torch.float32)]
     print(json.dumps(res["population_gradients"]), flush=True)
+    res["landscape"] = landscape_steps(dev, 32 if args.quick else 1024, 6 if args.quick else 12, 10 if args.quick else 50)
+    print(json.dumps(res["landscape"]), flush=True)
     res["wall_time_s"] = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = args.out / "performance_gpu.json.tmp"
