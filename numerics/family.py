@@ -132,31 +132,29 @@ def _host_array(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _weights(x, n: int, name: str):
-    if x is None:
-        return None
+def _real_host(x, name: str, shape: tuple, what: str, shape_text: str) -> np.ndarray:
+    """``x`` as a finite float64 NumPy array of ``shape``, else a ``ValueError`` naming ``name``."""
     arr = _host_array(x)
     if arr.dtype.kind not in "iuf" or arr.dtype == bool:
-        raise ValueError(f"{name} must be a real array of output weights; got dtype {arr.dtype}")
+        raise ValueError(f"{name} must be {what}; got dtype {arr.dtype}")
     arr = arr.astype(np.float64)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},), one output weight per row; got {arr.shape}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape_text}; got {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} has a non-finite entry")
     return arr
 
 
+def _weights(x, n: int, name: str):
+    if x is None:
+        return None
+    return _real_host(x, name, (n,), "a real array of output weights", f"({n},), one output weight per row")
+
+
 def _covariance(cov, d: int):
     if cov is None:
         return None
-    S = _host_array(cov)
-    if S.dtype.kind not in "iuf" or S.dtype == bool:
-        raise ValueError(f"cov must be a real (d, d) matrix; got dtype {S.dtype}")
-    S = S.astype(np.float64)
-    if S.shape != (d, d):
-        raise ValueError(f"cov must have shape ({d}, {d}) (the input covariance); got {S.shape}")
-    if not np.isfinite(S).all():
-        raise ValueError("cov has a non-finite entry")
+    S = _real_host(cov, "cov", (d, d), "a real (d, d) matrix", f"({d}, {d}) (the input covariance)")
     if not np.array_equal(S, S.T):
         raise ValueError("cov must be symmetric (cov == cov.T entry for entry)")
     try:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from array_api_compat import array_namespace, device
 from scipy.integrate import solve_ivp
 from scipy.optimize import linear_sum_assignment
 
@@ -57,9 +58,9 @@ def relative_distance(W, W_star) -> float:
     return align(np.asarray(W, float), np.asarray(W_star, float))[0]
 
 
-def units(A: np.ndarray) -> np.ndarray:
-    """The rows of ``A`` divided by their norms."""
-    return A / np.linalg.norm(A, axis=1, keepdims=True)
+def units(A):
+    """The rows of ``A`` (along its last axis) divided by their norms."""
+    return A / array_namespace(A).linalg.vector_norm(A, axis=-1, keepdims=True)
 
 
 def line_angles(W: np.ndarray, W_star: np.ndarray) -> np.ndarray:
@@ -80,23 +81,35 @@ def boundary_terms(W: np.ndarray, W_star: np.ndarray, skip=()) -> np.ndarray:
     ``e2`` is the unit direction from ``w_i`` towards ``z_q`` orthogonal to ``w_i`` (theory.flow.
     boundary_jump derives the pair term).  Pairs in ``skip`` ((i, q) with ``q`` an index into
     ``Z = [W; W*]``) and pairs parallel to ``sin(theta) <= PARALLEL`` (no ``e2`` in floating point;
-    in practice two students locked on one teacher ray) are left out.
+    in practice two students locked on one teacher ray) are left out.  One instance of
+    :func:`batched_boundary_terms`.
     """
-    K = len(W)
-    Z = np.vstack([W, W_star])
-    s = np.concatenate([np.ones(K), -np.ones(len(W_star))])
-    A, B = units(W), units(Z)
-    c = A @ B.T
-    E = B[None, :, :] - c[:, :, None] * A[:, None, :]
-    E -= np.einsum("iqd,id->iq", E, A)[:, :, None] * A[:, None, :]  # re-orthogonalise (e2 . e1 ~ eps/sin)
-    sin = np.linalg.norm(E, axis=2)
-    coef = s[None, :] * np.linalg.norm(Z, axis=1)[None, :] * c / (2 * np.pi)
-    ok = sin > PARALLEL
-    ok[np.arange(K), np.arange(K)] = False
+    W = np.asarray(W, dtype=np.float64)
+    mask = np.zeros((1, len(W), len(W) + len(W_star)), dtype=bool)
     for i, q in skip:
-        ok[i, q] = False
-    coef = np.where(ok, coef / np.where(ok, sin, 1.0), 0.0)
-    return np.einsum("iq,iqd->id", coef, E)
+        mask[0, i, q] = True
+    return batched_boundary_terms(W[None], np.asarray(W_star, dtype=np.float64), mask)[0]
+
+
+def batched_boundary_terms(W, W_star, skip):
+    """:func:`boundary_terms` of a batch ``W (B, K, d)`` against one teacher, the pairs to leave out given as a
+    boolean mask ``skip (B, K, K + K*)``; NumPy arrays or tensors of another array namespace (``array-api-compat``)."""
+    xp = array_namespace(W, W_star)
+    B, K, _ = W.shape
+    dev = device(W)
+    Z = xp.concat([W, xp.broadcast_to(W_star, (B,) + tuple(W_star.shape))], axis=1)
+    s = xp.concat([xp.ones(K, dtype=W.dtype, device=dev), -xp.ones(W_star.shape[0], dtype=W.dtype, device=dev)])
+    A, U = units(W), units(Z)
+    c = A @ xp.matrix_transpose(U)
+    E = U[:, None, :, :] - c[..., None] * A[:, :, None, :]
+    E -= xp.einsum("biqd,bid->biq", E, A)[..., None] * A[:, :, None, :]  # re-orthogonalise (e2 . e1 ~ eps/sin)
+    sin = xp.linalg.vector_norm(E, axis=-1)
+    coef = s * xp.linalg.vector_norm(Z, axis=-1)[:, None, :] * c / (2 * math.pi)
+    ok = (sin > PARALLEL) & ~skip
+    diagonal = xp.arange(K, device=dev)
+    ok[:, diagonal, diagonal] = False
+    coef = xp.where(ok, coef / xp.where(ok, sin, xp.ones_like(sin)), xp.zeros_like(coef))
+    return xp.einsum("biq,biqd->bid", coef, E)
 
 
 def flow_field(flow: str, W: np.ndarray, W_star: np.ndarray, locked: dict | None = None) -> np.ndarray:

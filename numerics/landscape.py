@@ -29,6 +29,7 @@ import numerics
 from . import sliding
 from .descent_field import mean_field
 from .flows import FLOWS
+from .validation import is_backend_array
 
 KINDS = ("global", "spurious minimum", "saddle", "not converged")
 
@@ -105,9 +106,11 @@ def descend(W0, W_star, flow: str, *, lr: float, max_steps: int, grad_tol: float
 def _operands(W0, W_star) -> tuple:
     """``(W, W_star)`` as float64: NumPy arrays, or, when ``W0`` is a PyTorch tensor, tensors on its device (a copy of
     ``W0`` either way)."""
-    if type(W0).__module__.startswith("torch"):
+    if is_backend_array(W0):
         import torch
 
+        if not isinstance(W0, torch.Tensor):
+            raise ValueError(f"descend takes NumPy arrays or PyTorch tensors; got {type(W0).__name__}")
         return (W0.detach().to(torch.float64).clone(),
                 torch.as_tensor(W_star, dtype=torch.float64, device=W0.device))
     return np.array(W0, dtype=np.float64), np.asarray(W_star, dtype=np.float64)
@@ -182,13 +185,14 @@ def stability_spectrum(W, W_star, flow: str, locks=None) -> np.ndarray:
 
 def relative_value_loss(W, W_star) -> np.ndarray:
     """``L(W) / L(teacher alone)`` (batched over the leading dimensions of ``W``)."""
+    W_star = W_star if is_backend_array(W_star) else np.asarray(W_star, dtype=np.float64)
     return numerics.loss(W, W_star, "L") / numerics.loss(_tiny_row(W_star), W_star, "L")
 
 
-def _tiny_row(W_star) -> np.ndarray:
-    """A row ``1e-150`` times the first teacher row: ``loss(tiny, W*)`` is the loss of the teacher alone to
+def _tiny_row(W_star):
+    """A row ``1e-150`` times the first teacher row (float64, in ``W_star``'s namespace and device): ``loss(tiny, W*)`` is the loss of the teacher alone to
     rounding (a zero row has no angle, so the exact ``W = 0`` is not a valid argument)."""
-    return 1e-150 * np.asarray(W_star, dtype=np.float64)[:1]
+    return 1e-150 * W_star[:1]
 
 
 def wilson_interval(k: int, n: int, level: float = 0.95) -> tuple:

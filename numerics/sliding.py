@@ -26,39 +26,20 @@ import numpy as np
 from array_api_compat import array_namespace, device
 
 from .descent_field import mean_field
-from .flows import LOCK_ANGLE, PARALLEL
+from .flows import LOCK_ANGLE, batched_boundary_terms, units
 
 UNLOCKED = -1
 
 
-def _units(A):
-    xp = array_namespace(A)
-    return A / xp.linalg.vector_norm(A, axis=-1, keepdims=True)
-
-
 def boundary_terms(W, W_star, locks):
-    """``true - mean`` gradient of ``J`` for a batch ``W (B, K, d)``: per row ``i`` the sum over ``z_q`` in
-    ``[W; W*]`` of ``s_q |z_q| cos(theta_iq) / (2 pi) e2(w_i, z_q)`` (:func:`numerics.flows.boundary_terms`, one
-    instance), leaving out each row's own pair with the teacher it is locked on and pairs with
-    ``sin(theta) <= PARALLEL`` (no numerical ``e2``).  NumPy arrays or tensors of one array namespace."""
-    xp = array_namespace(W, W_star)
+    """``true - mean`` gradient of ``J`` for a batch ``W (B, K, d)`` (:func:`numerics.flows.batched_boundary_terms`),
+    leaving out each row's own pair with the teacher it is locked on."""
+    xp = array_namespace(W)
     B, K, _ = W.shape
-    dev = device(W)
-    Z = xp.concat([W, xp.broadcast_to(W_star, (B,) + tuple(W_star.shape))], axis=1)
-    s = xp.concat([xp.ones(K, dtype=W.dtype, device=dev), -xp.ones(W_star.shape[0], dtype=W.dtype, device=dev)])
-    A, U = _units(W), _units(Z)
-    c = A @ xp.matrix_transpose(U)
-    E = U[:, None, :, :] - c[..., None] * A[:, :, None, :]
-    E -= xp.einsum("biqd,bid->biq", E, A)[..., None] * A[:, :, None, :]  # re-orthogonalise (e2 . e1 ~ eps/sin)
-    sin = xp.linalg.vector_norm(E, axis=-1)
-    coef = s * xp.linalg.vector_norm(Z, axis=-1)[:, None, :] * c / (2 * math.pi)
-    ok = sin > PARALLEL
-    diagonal = xp.arange(K, device=dev)
-    ok[:, diagonal, diagonal] = False
+    skip = xp.zeros((B, K, K + W_star.shape[0]), dtype=xp.bool, device=device(W))
     b, i = xp.nonzero(locks >= 0)
-    ok[b, i, K + locks[b, i]] = False
-    coef = xp.where(ok, coef / xp.where(ok, sin, xp.ones_like(sin)), xp.zeros_like(coef))
-    return xp.einsum("biq,biqd->bid", coef, E)
+    skip[b, i, K + locks[b, i]] = True
+    return batched_boundary_terms(W, W_star, skip)
 
 
 def field(W, W_star, locks) -> tuple:
@@ -70,7 +51,7 @@ def field(W, W_star, locks) -> tuple:
     b, i = xp.nonzero(locks >= 0)
     if b.shape[0]:
         p = locks[b, i]
-        u = _units(W_star[p])
+        u = units(W_star[p])
         radial = xp.einsum("nd,nd->n", u, G[b, i])
         perp = G[b, i] - radial[:, None] * u
         slack[b, i] = (xp.linalg.vector_norm(perp, axis=-1)
@@ -83,7 +64,7 @@ def lock_crossings(W_old, W_new, W_star, locks, lr) -> tuple:
     """Lock the unlocked rows that a step ``W_old -> W_new`` (step size ``lr``, a number or one per instance) took onto
     a teacher line; returns ``(W, locks)`` with those rows projected on their rays (new arrays)."""
     xp = array_namespace(W_old, W_star)
-    U = _units(W_star)
+    U = units(W_star)
     Ut = xp.matrix_transpose(U)
     c_old, c_new = W_old @ Ut, W_new @ Ut  # (B, K, K*): components along each teacher direction
     n_old, n_new = xp.linalg.vector_norm(W_old, axis=-1), xp.linalg.vector_norm(W_new, axis=-1)
@@ -114,7 +95,7 @@ def reduced_jacobian(W: np.ndarray, W_star: np.ndarray, locks: np.ndarray, h: fl
     the manifold, symmetric up to the differencing error."""
     W, W_star = np.asarray(W, dtype=np.float64), np.asarray(W_star, dtype=np.float64)
     K, d = W.shape
-    U = _units(W_star)
+    U = units(W_star)
     axes = []  # (row, direction (d,)) of every coordinate
     for j in range(K):
         if locks[j] >= 0:

@@ -157,8 +157,7 @@ def _run_samples(task: dict) -> dict:
     flow = "L" if task["loss"] == "L" else "H-mean"
     res = _descend(task, trained["W"], W_star, flow, lr=task["polish_lr"], max_steps=task["polish_steps"])
     rows = _classified(res["W"], res["locks"], W_star, flow)
-    value = [float(numerics.loss(w, W_star, "L") / numerics.loss(LS._tiny_row(W_star), W_star, "L"))
-             for w in trained["W"]]
+    value = [float(v) for v in LS.relative_value_loss(trained["W"], W_star)]
     return {**_columns(rows, NUMBERS + ("kind",)), "trained_relative_value_loss": value,
             "trained_distance": [float(LS.permutation_distance(w, W_star) / np.linalg.norm(W_star)) if K == k else None
                                  for w in trained["W"]],
