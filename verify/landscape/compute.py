@@ -8,7 +8,7 @@ Three sweeps of independent tasks (:mod:`verify.sweep`: locally, or on a Dask cl
 
 * ``"flows"``: population gradient descent from the starts under the three fields of :data:`numerics.flows.FLOWS`
   (:func:`numerics.landscape.descend`) and the numbers that classify each end point
-  (:func:`numerics.landscape.classify`), with the end points that are converged but not global;
+  (:func:`numerics.landscape.classify`), with the end points at spurious minima;
 * ``"from_points"``: at every distinct spurious minimum of ``L``, the norms of the mean field and of the true gradient
   of ``H``, and where the two ``H`` flows started there end;
 * ``"samples"``: autograd training on ``n`` samples (full-batch GD and SGD, :func:`verify.experiments.finite_sample.
@@ -110,7 +110,7 @@ def _run_flows(task: dict) -> dict:
            "locked_rows": (res["locks"] >= 0).sum(axis=1).tolist(), "step_halvings": _halvings(res["lr"], task["lr"]),
            "unlocks": res["unlocks"].tolist()}
     out["end_points"] = {str(task["lo"] + i): {"W": res["W"][i].tolist(), "locks": res["locks"][i].tolist()}
-                         for i, r in enumerate(rows) if r["kind"] in ("spurious minimum", "saddle")}
+                         for i, r in enumerate(rows) if r["kind"] == "spurious minimum"}
     return out
 
 
@@ -166,7 +166,8 @@ def _run_samples(task: dict) -> dict:
 
 # ----------------------------------------------------------------------------- assembling the sweeps
 def merge(tasks: list, results: list) -> dict:
-    """Results of the flow tasks by ``"k,K,flow"``: columns over all starts in order, and the non-global end points."""
+    """Results of the flow tasks by ``"k,K,flow"``: columns over all starts in order, and the end points at spurious
+    minima."""
     groups = {}
     for task, res in zip(tasks, results):
         g = groups.setdefault(f"{task['k']},{task['K']},{task['flow']}",
