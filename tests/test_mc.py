@@ -182,3 +182,46 @@ def test_bad_weights_and_missing_gpu():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             mc.monte_carlo(W, Ws, 100, seed=0, device="cuda")
+
+
+# ----------------------------------------------------------------------------- cache-sized blocks (CPU)
+@pytest.mark.parametrize("subspace", [False, True])
+def test_blocked_statistics_are_the_chunk_statistics_to_rounding(subspace):
+    """The statistics of a chunk formed over blocks of rows (uneven last block) are its sums and sums of
+    squares: the same numbers added in another order, so equal to ~1e-13 relative."""
+    W, Ws = weights(31, 3, 2, 7)
+    Z = torch.tensor(np.vstack([W, Ws]))
+    s = torch.tensor([1.0] * 3 + [-1.0] * 2, dtype=torch.float64)
+    Q = mc.span_basis(Z) if subspace else None
+    Zy = Z if Q is None else Z @ Q
+    Y = torch.randn(1000, Zy.shape[1], dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    whole = mc._chunk_stats(Y, Zy, s, 3, Q)
+    blocked = mc._blocked_stats(Y, Zy, s, 3, Q, rows=256)
+    assert whole.keys() == blocked.keys()
+    for key in whole:
+        for a, b in zip(whole[key], blocked[key]):
+            torch.testing.assert_close(b, a, rtol=1e-13, atol=1e-13 * float(a.abs().max()))
+
+
+def test_block_rows_fit_the_cache_on_a_cpu_only(monkeypatch):
+    """Blocks of at least 256 rows whose (rows x width) array takes at most 3/4 of L2 (unless 256 rows do
+    not fit); other devices get the whole chunk."""
+    monkeypatch.setattr(mc, "_l2_bytes", lambda: 2 << 20)
+    rows = mc._block_rows(torch.device("cpu"), 100, 8)
+    assert 256 <= rows and rows * 100 * 8 <= 3 * (2 << 20) // 4 < (rows + 1) * 100 * 8
+    assert mc._block_rows(torch.device("cpu"), 10_000, 8) == 256
+    assert mc._block_rows(torch.device("meta"), 100, 8) is None
+
+
+def test_estimates_do_not_depend_on_the_cache_size_beyond_rounding(monkeypatch):
+    """The same samples whatever the blocks (they only regroup a chunk's sums): estimates equal to rounding."""
+    W, Ws = weights(32, 2, 3, 6)
+    ref = mc.monte_carlo(W, Ws, 20_000, seed=7, device="cpu", progress=False)
+    monkeypatch.setattr(mc, "_l2_bytes", lambda: 4096)  # blocks of 256 rows
+    small = mc.monte_carlo(W, Ws, 20_000, seed=7, device="cpu", progress=False)
+    for p in numerics.PARTS:
+        assert small.loss[p] == pytest.approx(ref.loss[p], rel=1e-12)
+        assert small.loss_se[p] == pytest.approx(ref.loss_se[p], rel=1e-9)
+        np.testing.assert_allclose(small.mean_field[p], ref.mean_field[p], rtol=0,
+                                   atol=1e-12 * np.abs(ref.mean_field[p]).max())
+        np.testing.assert_allclose(small.mean_field_se[p], ref.mean_field_se[p], rtol=1e-8)
