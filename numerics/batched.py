@@ -8,6 +8,8 @@ and hands every other instance to the single call.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import population
@@ -108,7 +110,11 @@ def _stackable(x, rows: int, d: int):
     return x
 
 
-_PSI_CHECK_BELOW = -0.5  # cos below which psi = pi - theta is computed to compare it with SWITCH
+# cos above _THETA_CHECK_ABOVE or below _PSI_CHECK_BELOW: theta (resp. psi = pi - theta) is computed to
+# compare it with SWITCH; elsewhere both are at least SWITCH + 1e-8 in exact arithmetic (d angle / d cos
+# = -1/sin, at most ~10 there), far beyond the ~1e-16 rounding of the computed angle
+_THETA_CHECK_ABOVE = math.cos(SWITCH) - 1e-9
+_PSI_CHECK_BELOW = -math.cos(SWITCH) + 1e-9
 
 
 def _gradient_stacked(W, W_star, part, field, n2w, n2s, out) -> np.ndarray:
@@ -134,8 +140,7 @@ def _gradient_stacked(W, W_star, part, field, n2w, n2s, out) -> np.ndarray:
     # contiguous loop (the values are those of the (K, 1) and (1, K) operands of _gradient)
     n = np.sqrt(np.concatenate([n2w, n2s], axis=1))
     M = n.shape[1]
-    na = np.ascontiguousarray(np.broadcast_to(n[:, :K, None], (N, K, M)))
-    nb = np.ascontiguousarray(np.broadcast_to(n[:, None, :], (N, K, M)))
+    na, nb = n[:, :K, None], n[:, None, :]
     # normalised_cosines of W W^T and W W*^T side by side: np.matmul makes each instance's own syrk / gemm
     c = np.concatenate([np.matmul(W, np.swapaxes(W, 1, 2)), np.matmul(W, np.swapaxes(W_star, 1, 2))], axis=2)
     c /= na
@@ -148,7 +153,10 @@ def _gradient_stacked(W, W_star, part, field, n2w, n2s, out) -> np.ndarray:
     g.sin.reshape(N, -1)[diag], g.cos.reshape(N, -1)[diag] = 1.0, 0.0
     # |cos| > 1 - NEAR (a refined pair) lies within SWITCH of 0 or pi anyway; checked all the same
     cos_min, cos_max = g.cos.reshape(N, -1).min(axis=1), g.cos.reshape(N, -1).max(axis=1)
-    ok = (cos_max <= 1.0 - NEAR) & (cos_min >= NEAR - 1.0) & (g.theta.reshape(N, -1).min(axis=1) >= SWITCH)
+    ok = (cos_max <= 1.0 - NEAR) & (cos_min >= NEAR - 1.0)
+    high = ok & (cos_max > _THETA_CHECK_ABOVE)
+    if high.any():  # theta as computed, where it could be small
+        ok[high] = g.theta[high].reshape(int(high.sum()), -1).min(axis=1) >= SWITCH
     low = ok & (cos_min < _PSI_CHECK_BELOW)
     if low.any():  # psi exactly as geometry_from_cosines computes it, where it could be small
         psi = np.negative(g.cos[low])

@@ -115,8 +115,10 @@ class PairFunction:
 def _fresh(res, shape, inputs) -> np.ndarray:
     """``res`` as a float64 array of ``shape`` that shares no memory with ``inputs`` (copied if needed:
     a lambdified expression may return a scalar, a smaller broadcastable array or an input itself)."""
+    # an array that owns its memory (base None) and is none of the inputs was made by the expression
+    # (inputs predate it, so none is a view of it): cheaper than np.may_share_memory per input
     if (not isinstance(res, np.ndarray) or res.shape != shape or res.dtype != np.float64
-            or any(np.may_share_memory(res, a) for a in inputs)):
+            or res.base is not None or any(res is a for a in inputs)):
         res = np.broadcast_to(res, shape).astype(np.float64, copy=True)
     return res
 

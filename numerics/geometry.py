@@ -115,7 +115,7 @@ def geometry_from_cosines(c: np.ndarray, A: np.ndarray, B: np.ndarray, na: np.nd
         th[i, j], ps[i, j], s[i, j], c[i, j] = 0.0, math.pi, 0.0, 1.0
         par[i, j] = True
         near[i, j] = False
-    near = np.argwhere(near)
+    near = np.argwhere(near) if near.any() else ()  # any() first: argwhere scans and allocates even when none
     if len(near):
         cache_a, cache_b = {}, {}
         for i, j in near:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -362,55 +363,12 @@ def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
     candidates = []  # (theta, j, t, psi): student j within SWITCH of teacher t
     boundary = []  # (j, q, sign, theta, psi): pairs near a kink whose boundary term is added along e2
     with_boundary = any(obj["twin"] is not None for obj in objs)
+    job = _GradientJob(W, W_star, part, parts, objs, na, ns, coef_s, coef_t, inv_s, inv_t, alpha_sum)
     step = max(1, _BLOCK_ENTRIES // (K + Ks))
     for r0 in range(0, K, step):
-        r1 = min(K, r0 + step)
-        rows = np.arange(r1 - r0)
-        self_pairs = (rows, rows + r0)
-        g_s = geometry_from_cosines(coef_s[r0:r1], W[r0:r1], W, na[r0:r1], na.T, self_offset=r0)
-        g_t = geometry_from_cosines(coef_t[r0:r1], W[r0:r1], W_star, na[r0:r1], ns.T)
-        for p, obj in zip(parts, objs):
-            if not (obj["exists_parallel"] and obj["exists_antiparallel"]):
-                what = f"true gradient of {'H (its J part)' if part == 'H' else p}"
-                off = np.ones(g_s.theta.shape, dtype=bool)
-                off[self_pairs] = False
-                _raise_if_missing(obj, g_s, off, what, lambda q: f"W[{q}]", row_offset=r0)
-                _raise_if_missing(obj, g_t, np.ones(g_t.theta.shape, dtype=bool), what, lambda q: f"W_star[{q}]",
-                                  row_offset=r0)
-        near = np.argwhere(g_t.theta < SWITCH)
-        near_idx = tuple(near.T)
-        candidates += [(float(g_t.theta[i, t]), int(i) + r0, int(t), float(g_t.psi[i, t])) for i, t in near]
-        # the self pairs and the candidates to a harmless right angle (the geometry is this block's
-        # own): their entries are zeroed below and the candidates' set after the matching
-        for g, sub in ((g_s, self_pairs), (g_t, near_idx)):
-            g.theta[sub] = g.psi[sub] = np.pi / 2
-            g.sin[sub], g.cos[sub] = 1.0, 0.0
-        # away from the kinks everywhere (the common case): one closed form per coefficient
-        fast = all(g.theta.min() >= SWITCH and g.psi.min() >= SWITCH for g in (g_s, g_t))
-        b_s = b_t = None
-        kinks = {}
-        for g, sign, dropped in ((g_s, 1.0, self_pairs), (g_t, -1.0, near_idx)):
-            kinks[sign] = None if fast or not with_boundary else _near_kink(g, dropped)
-            if kinks[sign] is not None:
-                boundary += [(int(i) + r0, int(q), sign, float(g.theta[i, q]), float(g.psi[i, q]))
-                             for i, q in zip(*kinks[sign])]
-        for obj in objs:
-            for g, sign, dropped in ((g_s, 1.0, self_pairs), (g_t, -1.0, near_idx)):
-                kink = kinks[sign] if obj["twin"] is not None else None
-                if not obj["alpha"].is_zero:
-                    a = _coefficient(obj["alpha"], g, fast, kink, obj["twin"] and obj["twin"]["alpha"])
-                    a[dropped] = 0.0
-                    alpha_sum[r0:r1] += sign * a.sum(axis=1)
-                b = _coefficient(obj["beta"], g, fast, kink, obj["twin"] and obj["twin"]["beta"])
-                if g is g_s:
-                    b_s = b if b_s is None else np.add(b_s, b, out=b_s)
-                else:
-                    b_t = b if b_t is None else np.add(b_t, b, out=b_t)
-        # the cosines of this block are no longer needed: the coefficients take their place
-        np.multiply(b_s, inv_s, out=coef_s[r0:r1])
-        np.multiply(b_t, inv_t, out=coef_t[r0:r1])
-        coef_s[r0:r1][self_pairs] = 0.0
-        coef_t[r0:r1][near_idx] = 0.0
+        found, near_kinks = job.block(r0, min(K, r0 + step))
+        candidates += found
+        boundary += near_kinks
     matched = _match_candidates(candidates, lambda j, t: abs(na[j, 0] - ns[t, 0]) / ns[t, 0])
     matched_set = set(matched)
     unmatched = np.ones(K)
@@ -437,6 +395,91 @@ def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
     if boundary:
         _add_boundary_terms(out, W, W_star, [obj["boundary"] for obj in objs if obj["twin"] is not None], boundary)
     return out
+
+
+@dataclass(frozen=True)
+class _GradientJob:
+    """The operands of one :func:`_gradient` call that its blocks of rows read (and, row by row, write)."""
+
+    W: np.ndarray
+    W_star: np.ndarray
+    part: str
+    parts: tuple
+    objs: list
+    na: np.ndarray
+    ns: np.ndarray
+    coef_s: np.ndarray
+    coef_t: np.ndarray
+    inv_s: np.ndarray
+    inv_t: np.ndarray
+    alpha_sum: np.ndarray
+
+    def block(self, r0: int, r1: int) -> tuple:
+        """Rows ``r0:r1`` of :func:`_gradient`: their geometry, then (in place) their coefficients in
+        ``coef_s``, ``coef_t`` and their ``alpha_sum``; returns ``(candidates, boundary)`` of the rows.
+
+        It writes only rows ``r0:r1`` of the shared arrays."""
+        W, W_star, na, ns = self.W, self.W_star, self.na, self.ns
+        rows = np.arange(r1 - r0)
+        self_pairs = (rows, rows + r0)
+        g_s = geometry_from_cosines(self.coef_s[r0:r1], W[r0:r1], W, na[r0:r1], na.T, self_offset=r0)
+        g_t = geometry_from_cosines(self.coef_t[r0:r1], W[r0:r1], W_star, na[r0:r1], ns.T)
+        self._raise_if_missing(g_s, g_t, self_pairs, r0)
+        near = g_t.theta < SWITCH
+        near_idx = np.nonzero(near) if near.any() else _NO_PAIRS
+        candidates = [(float(g_t.theta[i, t]), int(i) + r0, int(t), float(g_t.psi[i, t])) for i, t in zip(*near_idx)]
+        # the self pairs and the candidates to a harmless right angle (the geometry is this block's
+        # own): their entries are zeroed below and the candidates' set after the matching
+        for g, sub in ((g_s, self_pairs), (g_t, near_idx)):
+            g.theta[sub] = g.psi[sub] = np.pi / 2
+            g.sin[sub], g.cos[sub] = 1.0, 0.0
+        # away from the kinks everywhere (the common case): one closed form per coefficient
+        fast = all(g.theta.min() >= SWITCH and g.psi.min() >= SWITCH for g in (g_s, g_t))
+        with_boundary = any(obj["twin"] is not None for obj in self.objs)
+        boundary, kinks = [], {}
+        for g, sign, dropped in ((g_s, 1.0, self_pairs), (g_t, -1.0, near_idx)):
+            kinks[sign] = None if fast or not with_boundary else _near_kink(g, dropped)
+            if kinks[sign] is not None:
+                boundary += [(int(i) + r0, int(q), sign, float(g.theta[i, q]), float(g.psi[i, q]))
+                             for i, q in zip(*kinks[sign])]
+        b_s, b_t = self._coefficients(g_s, g_t, self_pairs, near_idx, fast, kinks, r0, r1)
+        # the cosines of this block are no longer needed: the coefficients take their place
+        np.multiply(b_s, self.inv_s, out=self.coef_s[r0:r1])
+        np.multiply(b_t, self.inv_t, out=self.coef_t[r0:r1])
+        self.coef_s[r0:r1][self_pairs] = 0.0
+        self.coef_t[r0:r1][near_idx] = 0.0
+        return candidates, boundary
+
+    def _raise_if_missing(self, g_s, g_t, self_pairs, r0: int) -> None:
+        """``ValueError`` where an object that does not exist at (anti-)parallel pairs meets one."""
+        for p, obj in zip(self.parts, self.objs):
+            if not (obj["exists_parallel"] and obj["exists_antiparallel"]):
+                what = f"true gradient of {'H (its J part)' if self.part == 'H' else p}"
+                off = np.ones(g_s.theta.shape, dtype=bool)
+                off[self_pairs] = False
+                _raise_if_missing(obj, g_s, off, what, lambda q: f"W[{q}]", row_offset=r0)
+                _raise_if_missing(obj, g_t, np.ones(g_t.theta.shape, dtype=bool), what, lambda q: f"W_star[{q}]",
+                                  row_offset=r0)
+
+    def _coefficients(self, g_s, g_t, self_pairs, near_idx, fast, kinks, r0, r1) -> tuple:
+        """``(beta_s, beta_t)`` of the block summed over the parts; ``alpha_sum[r0:r1]`` updated."""
+        b_s = b_t = None
+        for obj in self.objs:
+            for g, sign, dropped in ((g_s, 1.0, self_pairs), (g_t, -1.0, near_idx)):
+                kink = kinks[sign] if obj["twin"] is not None else None
+                if not obj["alpha"].is_zero:
+                    a = _coefficient(obj["alpha"], g, fast, kink, obj["twin"] and obj["twin"]["alpha"])
+                    a[dropped] = 0.0
+                    self.alpha_sum[r0:r1] += sign * a.sum(axis=1)
+                b = _coefficient(obj["beta"], g, fast, kink, obj["twin"] and obj["twin"]["beta"])
+                if g is g_s:
+                    b_s = b if b_s is None else np.add(b_s, b, out=b_s)
+                else:
+                    b_t = b if b_t is None else np.add(b_t, b, out=b_t)
+        return b_s, b_t
+
+
+_NO_PAIRS = (np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp))
 
 
 # ----------------------------------------------------------------------------- batched gradient

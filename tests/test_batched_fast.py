@@ -188,3 +188,37 @@ def test_errors_still_name_the_instance():
 def test_empty_batch():
     out = numerics.gradient(np.zeros((0, 3, 4)), np.ones((2, 4)), "H", "mean")
     assert out.shape == (0, 3, 4)
+
+
+def _at_angle(angle: float, d: int = 3) -> tuple:
+    """One student and one teacher at ``angle`` (the student rotated from the teacher in a plane), plus a
+    second student far from both, so that the pairs near ``SWITCH`` decide the path."""
+    Ws = np.array([[1.3, 0.0, 0.0][:d]])
+    W = np.array([[np.cos(angle), np.sin(angle), 0.0][:d], [0.2, -0.5, 0.9][:d]])
+    return W, Ws
+
+
+@pytest.mark.parametrize("side", ["theta", "psi"])
+def test_routing_at_switch_is_the_single_calls(monkeypatch, side):
+    """Instances whose angle to a teacher is within 1e-6 of ``SWITCH`` (or of ``pi - SWITCH``), on both
+    sides: the batch sends through the single call exactly the instances whose computed angle is below
+    ``SWITCH`` (the single call's own test: ``numerics.geometry.pair_geometry``) and matches it bit for bit.
+    The vectorised path decides most instances from their cosines; these are the ones it must not."""
+    from numerics.geometry import pair_geometry
+
+    offsets = [-1e-6, -1e-12, -1e-15, 0.0, 1e-15, 1e-12, 1e-6]
+    angles = [SWITCH + o if side == "theta" else np.pi - SWITCH - o for o in offsets]
+    pairs = [_at_angle(a) for a in angles]
+    W, Wst = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    slow = 0
+    for W_i, Ws_i in pairs:
+        g = pair_geometry(W_i, Ws_i)
+        slow += bool(min(g.theta.min(), g.psi.min()) < SWITCH)
+    assert 0 < slow < len(pairs)  # both sides of the threshold are drawn
+    for part in PARTS:
+        counter = Counter(monkeypatch)
+        got = numerics.gradient(W, Wst, part, "mean")
+        monkeypatch.undo()
+        assert counter.calls == slow, part
+        for b, (W_i, Ws_i) in enumerate(pairs):
+            assert_bits(got[b], numerics.gradient(W_i, Ws_i, part, "mean"), f"{part} {side} instance {b}")
