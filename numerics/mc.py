@@ -329,13 +329,10 @@ def span_basis(Z: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- per-chunk statistics
-def _l2_bytes() -> int:
-    """The per-core L2 cache in bytes (``os.sysconf``; 1 MiB where the system does not say)."""
-    try:
-        size = int(os.sysconf("SC_LEVEL2_CACHE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        size = 0
-    return size if size > 0 else 1 << 20
+# Bytes of one (rows x width) array of a block of a chunk's statistics on a CPU: 3/4 of a 2 MiB L2 cache
+# (the 2-core VM's; common on current server cores).  Fixed rather than read from the machine, so that
+# the blocks, and with them the rounding of every estimate, are the same on every machine.
+_CPU_BLOCK_BYTES = 3 << 19
 
 
 def _block_rows(dev: torch.device, width: int, itemsize: int) -> int | None:
@@ -343,13 +340,13 @@ def _block_rows(dev: torch.device, width: int, itemsize: int) -> int | None:
 
     The statistics make about a dozen passes over ``(rows x width)`` arrays (the samples, ``V``, their
     squares and products).  A whole chunk (tens of MiB) is read from main memory on every pass; a block
-    whose arrays take 3/4 of the L2 cache is read once and then served from cache.  On the 2-core VM
+    of :data:`_CPU_BLOCK_BYTES` per array is read once and then served from cache.  On the 2-core VM
     (2 MiB L2; d = 100, K = K* = 10, float64, 5761-sample chunks) the statistics took 7.3 ms per chunk
-    whole and 4.0 ms in blocks of 2048 rows (``benchmarks/performance.py``).  A GPU wants large kernels.
+    whole and 4.0 ms in blocks of 2048 rows.  A GPU wants large kernels.
     """
     if dev.type != "cpu":
         return None
-    return max(256, (3 * _l2_bytes() // 4) // (width * itemsize))
+    return max(256, _CPU_BLOCK_BYTES // (width * itemsize))
 
 
 def _blocked_stats(Y, Zy, s, K, Q, rows: int | None) -> dict:

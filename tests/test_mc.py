@@ -203,21 +203,20 @@ def test_blocked_statistics_are_the_chunk_statistics_to_rounding(subspace):
             torch.testing.assert_close(b, a, rtol=1e-13, atol=1e-13 * float(a.abs().max()))
 
 
-def test_block_rows_fit_the_cache_on_a_cpu_only(monkeypatch):
-    """Blocks of at least 256 rows whose (rows x width) array takes at most 3/4 of L2 (unless 256 rows do
-    not fit); other devices get the whole chunk."""
-    monkeypatch.setattr(mc, "_l2_bytes", lambda: 2 << 20)
+def test_block_rows_fit_the_block_budget_on_a_cpu_only():
+    """Blocks of at least 256 rows whose (rows x width) array takes at most _CPU_BLOCK_BYTES (unless 256 rows
+    do not fit); other devices get the whole chunk."""
     rows = mc._block_rows(torch.device("cpu"), 100, 8)
-    assert 256 <= rows and rows * 100 * 8 <= 3 * (2 << 20) // 4 < (rows + 1) * 100 * 8
+    assert 256 <= rows and rows * 100 * 8 <= mc._CPU_BLOCK_BYTES < (rows + 1) * 100 * 8
     assert mc._block_rows(torch.device("cpu"), 10_000, 8) == 256
     assert mc._block_rows(torch.device("meta"), 100, 8) is None
 
 
-def test_estimates_do_not_depend_on_the_cache_size_beyond_rounding(monkeypatch):
+def test_estimates_do_not_depend_on_the_block_size_beyond_rounding(monkeypatch):
     """The same samples whatever the blocks (they only regroup a chunk's sums): estimates equal to rounding."""
     W, Ws = weights(32, 2, 3, 6)
     ref = mc.monte_carlo(W, Ws, 20_000, seed=7, device="cpu", progress=False)
-    monkeypatch.setattr(mc, "_l2_bytes", lambda: 4096)  # blocks of 256 rows
+    monkeypatch.setattr(mc, "_CPU_BLOCK_BYTES", 1024)  # blocks of 256 rows
     small = mc.monte_carlo(W, Ws, 20_000, seed=7, device="cpu", progress=False)
     for p in numerics.PARTS:
         assert small.loss[p] == pytest.approx(ref.loss[p], rel=1e-12)
