@@ -14,7 +14,7 @@ import numpy as np
 
 from . import population
 from .compile import SWITCH
-from .geometry import NEAR, geometry_from_cosines_unrefined
+from .geometry import NEAR, _angles, geometry_from_cosines_unrefined
 from .validation import _SAFE_SQUARED_NORMS, BatchPlan
 
 
@@ -93,6 +93,127 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
         except ValueError as exc:
             raise ValueError(f"instance {index}: {exc}") from exc
     return out
+
+
+def loss(W, W_star, part: str) -> np.ndarray:
+    """:func:`numerics.population.loss` of a batched call: every instance equals the single call bit for bit.
+
+    The single call scales each instance by ``2**k`` (:func:`numerics.validation.prepare`), evaluates the
+    pair closed form at every pair of ``Z = [W; W*]`` and adds the terms with ``math.fsum``.  Instances that
+    it takes through that plain path (finite, no zero row, the common exponent rule, every pair other than a
+    row with itself more than ``SWITCH`` from 0 and pi and away from the refinement range) are evaluated
+    here together (:func:`_loss_terms`: the same operations on stacked arrays) and summed with ``math.fsum``
+    one by one, which is exact whatever the order; every other instance goes through the single call.
+    """
+    plan = BatchPlan(W, W_star)
+    out = np.empty(plan.shape)
+    fast = np.zeros(plan.shape, dtype=bool)
+    Wf, Wsf = _real_stack(plan.W), _real_stack(plan.W_star)
+    if Wf is not None and Wsf is not None and plan.size:
+        Z = np.concatenate([np.broadcast_to(Wf, plan.shape + Wf.shape[-2:]),
+                            np.broadcast_to(Wsf, plan.shape + Wsf.shape[-2:])], axis=-2).reshape(-1, plan.K + plan.K_star,
+                                                                                              plan.d)
+        k, ok = _loss_exponents(Z[:, :plan.K], Z[:, plan.K:])
+        flat, fast_flat = out.reshape(-1), fast.reshape(-1)
+        P = plan.K + plan.K_star
+        step = max(1, _BATCH_CHUNK_ENTRIES // (P * P))
+        cand = np.flatnonzero(ok)
+        for c0 in range(0, len(cand), step):
+            sel = cand[c0:c0 + step]
+            terms, good = _loss_terms(np.ldexp(Z[sel], k[sel, None, None].astype(np.intc)), plan.K, part)
+            for n in np.flatnonzero(good):
+                sums = [math.fsum(t[n].ravel().tolist()) for t in terms]
+                value = max(sums[0] if len(sums) == 1 else sums[0] + sums[1], 0.0)  # H: L + J, as the single call
+                try:
+                    flat[sel[n]] = math.ldexp(value, -2 * int(k[sel[n]]))
+                except OverflowError:  # the single call raises its error for this instance
+                    continue
+                fast_flat[sel[n]] = True
+    for index in np.argwhere(~fast):
+        index = tuple(int(i) for i in index)
+        W_i, W_star_i = plan.instance(index)
+        try:
+            out[index] = population.loss(W_i, W_star_i, part)
+        except ValueError as exc:
+            raise ValueError(f"instance {index}: {exc}") from exc
+    return out
+
+
+def _real_stack(x):
+    """``x`` as a float64 array of 2 or more dimensions (the values the single call converts each instance
+    to), or ``None`` where the instances must go through that call (not a real NumPy array)."""
+    if type(x) is not np.ndarray or x.dtype.kind not in "fiu" or x.ndim < 2:
+        return None
+    return np.asarray(x, dtype=np.float64)
+
+
+def _loss_exponents(W, W_star) -> tuple:
+    """``(k, ok)`` for stacked instances ``W (N, K, d)``, ``W_star (N, K*, d)``: ``k`` as
+    :func:`numerics.validation._scale_exponent` gives it, where ``ok``: every entry finite, no zero row, and
+    the common case of that rule (no row raised into the safe range, no entry scaled into the subnormals).
+    Instances not ``ok`` go through the single call (which raises, or applies the rest of the rule)."""
+    with np.errstate(all="ignore"):
+        row_max = np.concatenate([np.abs(W).max(axis=-1), np.abs(W_star).max(axis=-1)], axis=1)
+        finite = np.isfinite(row_max).all(axis=1)
+        big = row_max.max(axis=1)
+        k = -np.frexp(big)[1]
+        lowest = (np.frexp(row_max)[1] + k[:, None]).min(axis=1)
+        low_limit = int(math.log2(_SAFE_SQUARED_NORMS[0]))
+        raise_by = np.maximum(0, (low_limit + 1) // 2 - (lowest - 1))
+        # k < 0 (entries scaled down): exact unless the smallest non-zero entry would leave the normal range
+        nonzero = np.concatenate([np.abs(W), np.abs(W_star)], axis=1)
+        low = np.where(nonzero > 0, nonzero, np.inf).min(axis=(1, 2))
+        exact = (k >= 0) | (k >= -1021 - np.frexp(low)[1])
+    ok = finite & (row_max.min(axis=1) > 0) & (raise_by == 0) & exact
+    return k, ok
+
+
+def _loss_terms(Z, K: int, part: str) -> tuple:
+    """The pair terms of :func:`numerics.population._loss` for stacked scaled instances ``Z (N, P, d)``
+    (``P = K + K*``): ``(terms, good)`` with one ``(N, P, P)`` array per part (``H``: ``L`` and ``J``, from one
+    geometry) and ``good (N,)``, the instances on which the single call takes this plain path.
+
+    The operations of ``pair_geometry(Z, Z, shared_prefix=True)`` and of the closed form on stacks (the
+    Gram product by ``np.matmul``: each instance's own ``syrk`` call), then the terms
+    ``0.5 s_i s_j f_ij`` with the self terms on the diagonal.  The single call evaluates the closed form
+    only off the diagonal, on gathered entries; its operations are exact arithmetic, so the full arrays
+    give those entries the same values."""
+    N, P = Z.shape[:2]
+    n = np.sqrt(np.einsum("...ij,...ij->...i", Z, Z))
+    na, nb = n[:, :, None], n[:, None, :]
+    c = np.matmul(Z, np.swapaxes(Z, 1, 2))
+    c /= na
+    c /= nb
+    np.clip(c, -1.0, 1.0, out=c)
+    th, _, sn = _angles(c, psi=False)
+    diag = (slice(None), slice(0, P * P, P + 1))
+    off = c.reshape(N, -1).copy()
+    off[diag] = 0.0
+    cos_min, cos_max = off.min(axis=1), off.max(axis=1)
+    good = (cos_max <= 1.0 - NEAR) & (cos_min >= NEAR - 1.0)
+    _check_angles(good, cos_min, cos_max, th, sn, c, diag)
+    signs = np.concatenate([np.ones(K), -np.ones(P - K)])
+    half_signs = 0.5 * np.outer(signs, signs)
+    terms = []
+    for p in ("L", "J") if part == "H" else (part,):
+        obj = population._loss_object(p)
+        t = half_signs * obj["f"].closed_sc(na, nb, th, sn, c)
+        t.reshape(N, -1)[diag] = 0.5 * obj["self_coef"] * n**2
+        terms.append(t)
+    return terms, good
+
+
+def _check_angles(good, cos_min, cos_max, th, sn, c, diag) -> None:
+    """``good[i] = False`` where instance ``i`` has a pair other than a self pair within ``SWITCH`` of 0
+    or pi, the angles as computed (``theta``; ``psi = atan2(sin, -cos)`` as the geometry computes it):
+    only instances whose cosines come within 1e-9 of ``cos(SWITCH)`` are looked at."""
+    for near, angle in ((cos_max > _THETA_CHECK_ABOVE, lambda sel: th[sel]),
+                        (cos_min < _PSI_CHECK_BELOW, lambda sel: np.arctan2(sn[sel], -c[sel]))):
+        mask = good & near  # after the previous check: an instance it failed stays failed
+        if mask.any():
+            a = angle(mask).reshape(int(mask.sum()), -1)
+            a[(slice(None), diag[1])] = np.pi / 2
+            good[mask] = a.min(axis=1) >= SWITCH
 
 
 def _stackable(x, rows: int, d: int):

@@ -222,3 +222,166 @@ def test_routing_at_switch_is_the_single_calls(monkeypatch, side):
         assert counter.calls == slow, part
         for b, (W_i, Ws_i) in enumerate(pairs):
             assert_bits(got[b], numerics.gradient(W_i, Ws_i, part, "mean"), f"{part} {side} instance {b}")
+
+
+# ----------------------------------------------------------------------------- batched losses
+class LossCounter:
+    """Counts the single-instance loss evaluations (``_loss`` calls; ``H`` makes two) of a batched call."""
+
+    def __init__(self, monkeypatch):
+        self.calls = 0
+        real = npop._loss
+
+        def counted(W, W_star, part):
+            if part != "H":
+                self.calls += 1
+            return real(W, W_star, part)
+        monkeypatch.setattr(npop, "_loss", counted)
+
+
+def _separated_all_pairs(rng, K, Ks, d, scale):
+    """Every pair of rows of ``[W; W*]`` (students among themselves too) at least ``SWITCH + MARGIN``
+    from 0 and pi: the single loss call takes its plain path."""
+    for _ in range(1000):
+        W, Ws = rng.standard_normal((K, d)) * scale, rng.standard_normal((Ks, d))
+        Z = np.vstack([W, Ws]) / np.linalg.norm(np.vstack([W, Ws]), axis=1, keepdims=True)
+        c = Z @ Z.T
+        np.fill_diagonal(c, 0.0)
+        if np.abs(c).max() < np.cos(SWITCH + MARGIN):
+            return W, Ws
+    pytest.skip("no separated instance drawn")
+
+
+LOSS_KINDS = KINDS + ("teachers parallel", "rows of very different sizes", "entries near the subnormals")
+
+
+def _special_for_loss(rng, K, Ks, d, kind):
+    if kind == "teachers parallel" and Ks > 1:
+        W, Ws = rng.standard_normal((K, d)), rng.standard_normal((Ks, d))
+        Ws[1] = 3.0 * Ws[0]
+        return W, Ws
+    if kind == "rows of very different sizes":  # the exponent rule raises k for the small row
+        W, Ws = rng.standard_normal((K, d)), rng.standard_normal((Ks, d))
+        W[0] *= 2.0**-460
+        return W, Ws
+    if kind == "entries near the subnormals":  # scaled down, an entry would leave the normal range
+        W, Ws = rng.standard_normal((K, d)) * 2.0**700, rng.standard_normal((Ks, d)) * 2.0**700
+        W[0, 0] = 2.0**-300
+        return W, Ws
+    return special(rng, K, Ks, d, kind)
+
+
+@settings(max_examples=25)
+@given(B=st.integers(1, 9), K=st.integers(1, 6), Ks=st.integers(1, 6), d=st.integers(2, 9),
+       special_mask=st.integers(0, 2**9 - 1), seed=st.integers(0, 2**32 - 1), part=st.sampled_from(PARTS),
+       scale=st.sampled_from([1.0, 1e-3, 37.5, 2.0**300]))
+def test_loss_mixed_batch_bit_for_bit_and_routed(B, K, Ks, d, special_mask, seed, part, scale):
+    """Losses: separated instances (vectorised) mixed with near-teacher, parallel, rescaled and badly scaled
+    ones (single call): every instance bit for bit the single call; exactly the special ones go through it
+    (a separated instance never does)."""
+    rng = np.random.default_rng(seed)
+    pairs, is_special = [], []
+    for b in range(B):
+        kind = LOSS_KINDS[int(rng.integers(len(LOSS_KINDS)))] if special_mask >> b & 1 else None
+        pairs.append(_special_for_loss(rng, K, Ks, d, kind) if kind else _separated_all_pairs(rng, K, Ks, d, scale))
+        is_special.append(kind is not None)
+    W, Wst = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    try:
+        singles = [numerics.loss(W_i, Ws_i, part) for W_i, Ws_i in pairs]
+    except ValueError as exc:  # a loss beyond the float64 range (the "huge" rows): the batch names the instance
+        with pytest.raises(ValueError, match=r"instance \(\d+,\)"):
+            numerics.loss(W, Wst, part)
+        assert "float64 range" in str(exc)
+        return
+    mp = pytest.MonkeyPatch()
+    try:
+        counter = LossCounter(mp)
+        got = numerics.loss(W, Wst, part)
+    finally:
+        mp.undo()
+    assert_bits(got, singles, f"loss {part}")
+    parts = 2 if part == "H" else 1
+    assert counter.calls <= parts * sum(is_special)  # separated instances are vectorised
+    # and the special ones that the single call does not take through its plain path are not
+    assert counter.calls >= parts * sum(s and _needs_single_loss(p) for s, p in zip(is_special, pairs))
+
+
+def _needs_single_loss(pair) -> bool:
+    """Whether the single loss call leaves its plain path on ``pair``: a pair of rows within ``SWITCH`` of
+    0 or pi, or a row raised into the safe range / an entry kept out of the subnormals by the exponent rule."""
+    from numerics.geometry import pair_geometry
+    from numerics.validation import prepare
+
+    W, Ws, k = prepare(*pair)
+    Z = np.vstack([W, Ws])
+    g = pair_geometry(Z, Z, shared_prefix=True)
+    off = ~np.eye(len(Z), dtype=bool)
+    big = max(np.abs(pair[0]).max(), np.abs(pair[1]).max())
+    return bool(min(g.theta[off].min(), g.psi[off].min()) < SWITCH) or k != -np.frexp(big)[1]
+
+
+@pytest.mark.parametrize("side", ["theta", "psi"])
+def test_loss_routing_at_switch_is_the_single_calls(monkeypatch, side):
+    """As for the gradient: angles within 1e-6 of ``SWITCH`` (or ``pi - SWITCH``) on both sides; the batch
+    sends exactly the instances whose computed angle is below it through the single call, bit for bit."""
+    offsets = [-1e-6, -1e-12, -1e-15, 0.0, 1e-15, 1e-12, 1e-6]
+    angles = [SWITCH + o if side == "theta" else np.pi - SWITCH - o for o in offsets]
+    pairs = [_at_angle(a) for a in angles]
+    W, Wst = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    slow = sum(_needs_single_loss(p) for p in pairs)
+    assert 0 < slow < len(pairs)
+    for part in ("L", "J"):
+        counter = LossCounter(monkeypatch)
+        got = numerics.loss(W, Wst, part)
+        monkeypatch.undo()
+        assert counter.calls == slow, part
+        assert_bits(got, [numerics.loss(*p, part) for p in pairs], f"loss {part} {side}")
+
+
+def test_loss_layouts_and_dtypes_are_vectorised(monkeypatch):
+    """The single call works on a fresh scaled float64 copy, so every real NumPy layout and dtype is
+    vectorised: float32, int, byte-swapped, non-contiguous, broadcast; all bit for bit."""
+    rng = np.random.default_rng(11)
+    W = rng.standard_normal((2, 1, 4, 6))
+    Wst = rng.standard_normal((3, 5, 6))
+    for Wc, Wsc in [(W, Wst), (W[0, 0], Wst), (W.astype(np.float32), Wst), ((W * 100).astype(np.int64), Wst),
+                    (W.astype(">f8"), Wst.astype(">f8")), (np.asfortranarray(W[:, 0]), Wst[:2]),
+                    (rng.standard_normal((2, 4, 12))[:, :, ::2], Wst[:2])]:
+        plan = BatchPlan(Wc, Wsc)
+        counter = LossCounter(monkeypatch)
+        got = numerics.loss(Wc, Wsc, "H")
+        monkeypatch.undo()
+        assert counter.calls == 0
+        for index, W_i, Ws_i in plan.instances():
+            assert_bits(got[index], numerics.loss(W_i, Ws_i, "H"), f"instance {index}")
+
+
+def test_loss_errors_name_the_instance():
+    rng = np.random.default_rng(12)
+    W, Wst = rng.standard_normal((4, 3, 5)), rng.standard_normal((4, 2, 5))
+    W[2, 1] = 0.0
+    with pytest.raises(ValueError, match=r"instance \(2,\): row 1 of W is zero"):
+        numerics.loss(W, Wst, "L")
+    W[2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"instance \(2,\).*not finite"):
+        numerics.loss(W, Wst, "H")
+
+
+def test_an_instance_near_zero_and_just_clear_of_pi_goes_through_the_single_call(monkeypatch):
+    """A student within ``SWITCH`` of the teacher and another just clear of the teacher's opposite ray
+    (``psi = SWITCH + 1e-12``): the second check (psi) must not clear what the first (theta) failed."""
+    Ws = np.array([[1.3, 0.0, 0.0]])
+    a, b = SWITCH - 1e-6, np.pi - SWITCH - 1e-12
+    W = np.array([[np.cos(a), np.sin(a), 0.0], [np.cos(b), 0.0, np.sin(b)]])
+    Wb, Wsb = np.stack([W, W + 0.0]), np.stack([Ws, Ws])
+    for part in ("L", "H"):
+        counter = LossCounter(monkeypatch)
+        got = numerics.loss(Wb, Wsb, part)
+        monkeypatch.undo()
+        assert counter.calls == len(Wb) * (2 if part == "H" else 1)
+        assert_bits(got, [numerics.loss(W, Ws, part)] * 2, f"loss {part}")
+        counter = Counter(monkeypatch)
+        got = numerics.gradient(Wb, Wsb, part, "mean")
+        monkeypatch.undo()
+        assert counter.calls == len(Wb)
+        assert_bits(got, np.stack([numerics.gradient(W, Ws, part, "mean")] * 2), f"gradient {part}")
