@@ -14,6 +14,7 @@ import numpy as np
 
 from . import population
 from .compile import SWITCH
+from .exact_sum import fsum_rows
 from .geometry import NEAR, _angles, geometry_from_cosines_unrefined
 from .validation import _SAFE_SQUARED_NORMS, BatchPlan
 
@@ -95,6 +96,9 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
     return out
 
 
+_LOSS_CHUNK_ENTRIES = 32768  # pair entries per chunk of a batched loss (measured best of 8192..131072)
+
+
 def loss(W, W_star, part: str) -> np.ndarray:
     """:func:`numerics.population.loss` of a batched call: every instance equals the single call bit for bit.
 
@@ -102,8 +106,9 @@ def loss(W, W_star, part: str) -> np.ndarray:
     pair closed form at every pair of ``Z = [W; W*]`` and adds the terms with ``math.fsum``.  Instances that
     it takes through that plain path (finite, no zero row, the common exponent rule, every pair other than a
     row with itself more than ``SWITCH`` from 0 and pi and away from the refinement range) are evaluated
-    here together (:func:`_loss_terms`: the same operations on stacked arrays) and summed with ``math.fsum``
-    one by one, which is exact whatever the order; every other instance goes through the single call.
+    here together (:func:`_loss_terms`: the same operations on stacked arrays) and summed by
+    :func:`numerics.exact_sum.fsum_rows` (``math.fsum``'s correctly rounded sums, a batch of rows at once);
+    every other instance goes through the single call.
     """
     plan = BatchPlan(W, W_star)
     out = np.empty(plan.shape)
@@ -113,22 +118,25 @@ def loss(W, W_star, part: str) -> np.ndarray:
         Z = np.concatenate([np.broadcast_to(Wf, plan.shape + Wf.shape[-2:]),
                             np.broadcast_to(Wsf, plan.shape + Wsf.shape[-2:])], axis=-2).reshape(-1, plan.K + plan.K_star,
                                                                                               plan.d)
-        k, ok = _loss_exponents(Z[:, :plan.K], Z[:, plan.K:])
+        k, ok = _loss_exponents(Z)
         flat, fast_flat = out.reshape(-1), fast.reshape(-1)
         P = plan.K + plan.K_star
-        step = max(1, _BATCH_CHUNK_ENTRIES // (P * P))
+        step = max(1, _LOSS_CHUNK_ENTRIES // (P * P))
         cand = np.flatnonzero(ok)
         for c0 in range(0, len(cand), step):
             sel = cand[c0:c0 + step]
             terms, good = _loss_terms(np.ldexp(Z[sel], k[sel, None, None].astype(np.intc)), plan.K, part)
-            for n in np.flatnonzero(good):
-                sums = [math.fsum(t[n].ravel().tolist()) for t in terms]
-                value = max(sums[0] if len(sums) == 1 else sums[0] + sums[1], 0.0)  # H: L + J, as the single call
-                try:
-                    flat[sel[n]] = math.ldexp(value, -2 * int(k[sel[n]]))
-                except OverflowError:  # the single call raises its error for this instance
-                    continue
-                fast_flat[sel[n]] = True
+            sel = sel[good]
+            if not len(sel):
+                continue
+            sums = [fsum_rows(t[good].reshape(len(sel), -1)) for t in terms]  # math.fsum's, row by row
+            # max(value, 0.0) as the single call (np.maximum keeps -0.0 as max does), then its math.ldexp
+            value = np.maximum(sums[0] if len(sums) == 1 else sums[0] + sums[1], 0.0)  # H: L + J
+            with np.errstate(over="ignore"):
+                scaled = np.ldexp(value, (-2 * k[sel]).astype(np.intc))
+            done = np.isfinite(scaled)  # an overflow: the single call raises its error for the instance
+            flat[sel[done]] = scaled[done]
+            fast_flat[sel[done]] = True
     for index in np.argwhere(~fast):
         index = tuple(int(i) for i in index)
         W_i, W_star_i = plan.instance(index)
@@ -147,23 +155,28 @@ def _real_stack(x):
     return np.asarray(x, dtype=np.float64)
 
 
-def _loss_exponents(W, W_star) -> tuple:
-    """``(k, ok)`` for stacked instances ``W (N, K, d)``, ``W_star (N, K*, d)``: ``k`` as
+def _loss_exponents(Z) -> tuple:
+    """``(k, ok)`` for stacked instances ``Z = [W; W*]`` of shape ``(N, K + K*, d)``: ``k`` as
     :func:`numerics.validation._scale_exponent` gives it, where ``ok``: every entry finite, no zero row, and
     the common case of that rule (no row raised into the safe range, no entry scaled into the subnormals).
     Instances not ``ok`` go through the single call (which raises, or applies the rest of the rule)."""
-    with np.errstate(all="ignore"):
-        row_max = np.concatenate([np.abs(W).max(axis=-1), np.abs(W_star).max(axis=-1)], axis=1)
-        finite = np.isfinite(row_max).all(axis=1)
+    A = np.abs(Z)
+    with np.errstate(invalid="ignore"):
+        row_max = A.max(axis=-1)  # per row of W, then of W*: the rule's row maxima (NaN propagates)
         big = row_max.max(axis=1)
+        finite = np.isfinite(big)
         k = -np.frexp(big)[1]
         lowest = (np.frexp(row_max)[1] + k[:, None]).min(axis=1)
-        low_limit = int(math.log2(_SAFE_SQUARED_NORMS[0]))
-        raise_by = np.maximum(0, (low_limit + 1) // 2 - (lowest - 1))
-        # k < 0 (entries scaled down): exact unless the smallest non-zero entry would leave the normal range
-        nonzero = np.concatenate([np.abs(W), np.abs(W_star)], axis=1)
-        low = np.where(nonzero > 0, nonzero, np.inf).min(axis=(1, 2))
-        exact = (k >= 0) | (k >= -1021 - np.frexp(low)[1])
+    low_limit = int(math.log2(_SAFE_SQUARED_NORMS[0]))
+    raise_by = np.maximum(0, (low_limit + 1) // 2 - (lowest - 1))
+    # k < 0 scales down: exact unless a non-zero entry is below 2**(-1022 - k) (it would leave the normal
+    # range); where the smallest entry is below that bound (a zero, or a tiny entry), look at the non-zero ones
+    threshold = np.ldexp(1.0, (-1022 - k).clip(-1074, 1023).astype(np.intc))
+    exact = (k >= 0) | (A.min(axis=(1, 2)) >= threshold)
+    look = ~exact & finite
+    if look.any():
+        low = np.where(A[look] > 0, A[look], np.inf).min(axis=(1, 2))
+        exact[look] = low >= threshold[look]
     ok = finite & (row_max.min(axis=1) > 0) & (raise_by == 0) & exact
     return k, ok
 

@@ -252,7 +252,8 @@ def _separated_all_pairs(rng, K, Ks, d, scale):
     pytest.skip("no separated instance drawn")
 
 
-LOSS_KINDS = KINDS + ("teachers parallel", "rows of very different sizes", "entries near the subnormals")
+LOSS_KINDS = KINDS + ("teachers parallel", "rows of very different sizes", "entries near the subnormals",
+                      "an entry scaled into the subnormals", "a zero entry")
 
 
 def _special_for_loss(rng, K, Ks, d, kind):
@@ -264,9 +265,17 @@ def _special_for_loss(rng, K, Ks, d, kind):
         W, Ws = rng.standard_normal((K, d)), rng.standard_normal((Ks, d))
         W[0] *= 2.0**-460
         return W, Ws
-    if kind == "entries near the subnormals":  # scaled down, an entry would leave the normal range
-        W, Ws = rng.standard_normal((K, d)) * 2.0**700, rng.standard_normal((Ks, d)) * 2.0**700
-        W[0, 0] = 2.0**-300
+    if kind == "entries near the subnormals":  # scaled down by 2**-501, 2**-500 stays normal
+        W, Ws = rng.standard_normal((K, d)) * 2.0**500, rng.standard_normal((Ks, d)) * 2.0**500
+        W[0, 0] = 2.0**-500
+        return W, Ws
+    if kind == "an entry scaled into the subnormals":  # 2**-600 * 2**-501 would be: the rule raises k
+        W, Ws = rng.standard_normal((K, d)) * 2.0**500, rng.standard_normal((Ks, d)) * 2.0**500
+        W[0, 0] = 2.0**-600
+        return W, Ws
+    if kind == "a zero entry":  # no zero row: the plain path
+        W, Ws = rng.standard_normal((K, d)), rng.standard_normal((Ks, d))
+        Ws[0, 0] = 0.0
         return W, Ws
     return special(rng, K, Ks, d, kind)
 
@@ -385,3 +394,22 @@ def test_an_instance_near_zero_and_just_clear_of_pi_goes_through_the_single_call
         monkeypatch.undo()
         assert counter.calls == len(Wb)
         assert_bits(got, np.stack([numerics.gradient(W, Ws, part, "mean")] * 2), f"gradient {part}")
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_loss_every_special_kind_in_one_batch(monkeypatch, part):
+    """One instance of every special kind between separated ones (K = 3, K* = 2, d = 4), bit for bit;
+    exactly the kinds that leave the single call's plain path go through it."""
+    rng = np.random.default_rng(21)
+    pairs = []
+    for kind in LOSS_KINDS:
+        if kind == "huge":  # its loss is beyond the float64 range: tested in the mixed batches
+            continue
+        pairs += [_separated_all_pairs(rng, 3, 2, 4, 1.0), _special_for_loss(rng, 3, 2, 4, kind)]
+    W, Wst = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    counter = LossCounter(monkeypatch)
+    got = numerics.loss(W, Wst, part)
+    monkeypatch.undo()
+    assert_bits(got, [numerics.loss(*p, part) for p in pairs], f"loss {part}")
+    needs = sum(_needs_single_loss(p) for p in pairs)
+    assert 0 < needs < len(pairs) // 2 and counter.calls == needs * (2 if part == "H" else 1)
