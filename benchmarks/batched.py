@@ -52,13 +52,14 @@ def main() -> None:
         rows.append({"part": part, "field": "mean", "batch_s": mb, "loop_s": ml,
                      "batch_us_per_instance": mb / B * 1e6, "loop_us_per_instance": ml / B * 1e6,
                      "speedup": ml / mb, "bit_identical": same, "batch_times_s": tb, "loop_times_s": tl})
+    loss_rows = _loss_rows(W, Ws, args.repeats)
     torch_rows = _torch_rows(W, Ws, args.repeats)
     machine = {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
                "python": platform.python_version(), "numpy": np.__version__}
     met = all(r["speedup"] >= TARGET for r in rows)
     result = {"B": B, "K": K, "K_star": KS, "d": D, "repeats": args.repeats, "target_speedup": TARGET,
               "target_met": met, "machine": machine, "results": rows,
-              "torch_cpu": torch_rows}
+              "loss": loss_rows, "torch_cpu": torch_rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "performance_batched.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -73,6 +74,10 @@ def main() -> None:
         md.append(f"| gradient({r['part']}, {r['field']}) | {r['batch_s'] * 1e3:.2f} | {r['loop_s'] * 1e3:.1f} | "
                   f"{r['batch_us_per_instance']:.1f} / {r['loop_us_per_instance']:.1f} | "
                   f"{r['speedup']:.1f}x | {'yes' if r['bit_identical'] else 'NO'} |")
+    md += ["", "Batched losses, timed the same way (`numerics.loss`; no target):", "",
+           "| call | batched (ms) | loop (ms) | speed-up | bit-identical |", "|---|---|---|---|---|"]
+    md += [f"| loss({r['part']}) | {r['batch_s'] * 1e3:.2f} | {r['loop_s'] * 1e3:.1f} | {r['speedup']:.1f}x | "
+           f"{'yes' if r['bit_identical'] else 'NO'} |" for r in loss_rows]
     md += ["", "The same batch as torch tensors on the CPU (`numerics.backend`, torch "
            f"{torch_rows[0]['torch']}, {torch_rows[0]['threads']} threads; no target):", "",
            "| call | dtype | instance-gradients/s |", "|---|---|---|"]
@@ -82,6 +87,24 @@ def main() -> None:
               "**Not met**: the measured speed-ups are " + ", ".join(f"{r['speedup']:.1f}x" for r in rows) + "."), ""]
     (out / "performance_batched.md").write_text("\n".join(md))
     print("\n".join(md))
+
+
+def _loss_rows(W, Ws, repeats: int) -> list:
+    """``numerics.loss`` of the batch against a loop of single calls, interleaved, medians (no target)."""
+    rows = []
+    for part in ("L", "H"):
+        batch = lambda: numerics.loss(W, Ws, part)  # noqa: E731
+        loop = lambda: [numerics.loss(W[b], Ws[b], part) for b in range(len(W))]  # noqa: E731
+        same = batch().tobytes() == np.array(loop()).tobytes()
+        tb, tl = [], []
+        for _ in range(repeats):
+            for fn, acc in ((batch, tb), (loop, tl)):
+                t0 = time.perf_counter()
+                fn()
+                acc.append(time.perf_counter() - t0)
+        mb, ml = statistics.median(tb), statistics.median(tl)
+        rows.append({"part": part, "batch_s": mb, "loop_s": ml, "speedup": ml / mb, "bit_identical": same})
+    return rows
 
 
 def _torch_rows(W, Ws, repeats: int) -> list:
