@@ -32,12 +32,20 @@ def over_batch(single, W, W_star, args: tuple, result_shape) -> np.ndarray:
     """
     plan = BatchPlan(W, W_star)
     out = np.empty(plan.shape + tuple(result_shape(plan)))
-    for index, W_i, W_star_i in plan.instances():
+    _by_single_calls(out, np.ones(plan.shape, dtype=bool), plan, single, args)
+    return out
+
+
+def _by_single_calls(out, which, plan, single, args: tuple) -> None:
+    """``out[i] = single(W_i, W_star_i, *args)`` for every batch index ``i`` where ``which`` (C order), each
+    instance the caller's own; a ``ValueError`` is raised again naming the instance's batch index."""
+    for index in np.argwhere(which):
+        index = tuple(int(i) for i in index)
+        W_i, W_star_i = plan.instance(index)
         try:
             out[index] = single(W_i, W_star_i, *args)
         except ValueError as exc:
             raise ValueError(f"instance {index}: {exc}") from exc
-    return out
 
 
 _BATCH_CHUNK_ENTRIES = 16384  # pair entries per chunk of instances (128 KiB per buffer: stays in L2; measured best of 4096..262144)
@@ -86,13 +94,7 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
                     ok = _gradient_stacked(Wb[sel], Wsb[sel], part, field, n2wb[sel], n2sb[sel], res)
                     flat[sel[ok]] = res[ok]
                     fast_flat[sel[ok]] = True
-    for index in np.argwhere(~fast):
-        index = tuple(int(i) for i in index)
-        W_i, W_star_i = plan.instance(index)
-        try:
-            out[index] = population.gradient(W_i, W_star_i, part, field)
-        except ValueError as exc:
-            raise ValueError(f"instance {index}: {exc}") from exc
+    _by_single_calls(out, ~fast, plan, population.gradient, (part, field))
     return out
 
 
@@ -137,13 +139,7 @@ def loss(W, W_star, part: str) -> np.ndarray:
             done = np.isfinite(scaled)  # an overflow: the single call raises its error for the instance
             flat[sel[done]] = scaled[done]
             fast_flat[sel[done]] = True
-    for index in np.argwhere(~fast):
-        index = tuple(int(i) for i in index)
-        W_i, W_star_i = plan.instance(index)
-        try:
-            out[index] = population.loss(W_i, W_star_i, part)
-        except ValueError as exc:
-            raise ValueError(f"instance {index}: {exc}") from exc
+    _by_single_calls(out, ~fast, plan, population.loss, (part,))
     return out
 
 
