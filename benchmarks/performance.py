@@ -453,6 +453,9 @@ def main(argv=None) -> int:
               f"{ga['seconds_closed_form'] * 1e3:.1f} ms against {ga['seconds_four_matmuls'] * 1e3:.1f} ms: "
               f"**{ga['ratio_to_matmuls']:.2f}×**. A diagnostic, not the figure: users get the default allocator.",
               f"- The closed form and Tian's formula agree to {g['max_abs_difference']:.1e} (max abs entry difference)."]
+    if (args.out / "performance_breakdown.md").exists():
+        lines.append("- Where the time goes, stage by stage (`python benchmarks/cost_breakdown.py`, its own run): "
+                     "[`performance_breakdown.md`](performance_breakdown.md).")
     lines += _batched_lines(args.out) + _lent_cpu_lines(args.out, g) + _gpu_lines(args.out)
     lines += ["", f"Total benchmark time {res['wall_time_s']:.0f} s. Every number is in [`performance.json`](performance.json)."]
     write_atomic(args.out / "performance.json", (json.dumps(res, indent=1, sort_keys=True) + "\n").encode())

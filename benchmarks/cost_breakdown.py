@@ -1,0 +1,189 @@
+"""Where the closed-form gradient spends its time, stage by stage (the cost model behind the speed targets).
+
+    python benchmarks/cost_breakdown.py [--out reports] [--rounds 15]
+
+1. One instance, K = K* = 200, d = 1000, mean field of L: validation, the two Gram products with the
+   normalisation of the cosines, the elementwise geometry and coefficients (``_GradientJob.block`` over
+   every block of rows), the final two products, against the whole call and the four bare products.
+2. A batch, B = 1024, K = K* = d = 10, mean field of H: the whole batched call, its four products alone
+   (``np.matmul`` on the stacks: one BLAS call per instance, which keeps it bit for bit the single call)
+   and one elementwise pass over the batch's pair array, against the loop of single calls.
+
+Stages are timed interleaved, round after round; each figure is the median over the rounds.  The script
+re-executes itself with glibc keeping freed memory (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``):
+with the default allocator, whether a 1.6 MB result array is fresh (page-faulted) or reused depends on the
+process's history, and it moved the four products alone between 2.9 and 4.7 ms here; the stage costs are
+the computation's.  Writes
+reports/performance_breakdown.json and .md; its sentences come from :func:`findings` (tested in
+``tests/test_cost_breakdown.py``).  Never part of the test suite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numerics  # noqa: E402
+from numerics import batched, population, validation  # noqa: E402
+from numerics.geometry import normalised_cosines  # noqa: E402
+
+SINGLE_TARGET = 1.5  # the whole call against the four products
+BATCH_TARGET = 50.0  # the loop against the batched call, per instance
+
+
+def _median_over_rounds(stages: dict, rounds: int, calls: int = 5) -> dict:
+    """Median (over rounds) of the per-round median of ``calls`` timed calls of each stage, interleaved.
+    A stage is ``(setup, run)``: ``setup()`` (untimed) returns the argument of the timed ``run``."""
+    per = {k: [] for k in stages}
+    for _ in range(rounds):
+        for key, (setup, run) in stages.items():
+            times = []
+            for _ in range(calls):
+                arg = setup()
+                t = time.perf_counter()
+                run(arg)
+                times.append(time.perf_counter() - t)
+            per[key].append(statistics.median(times))
+    return {k: statistics.median(v) for k, v in per.items()}
+
+
+def single_instance(rounds: int) -> dict:
+    rng = np.random.default_rng(2)
+    K, d = 200, 1000
+    W, Ws = rng.standard_normal((K, d)), rng.standard_normal((K, d))
+    numerics.gradient(W, Ws, "L", "mean")
+    W0, Ws0, _, n2w, n2s = validation.prepare_unscaled(W, Ws)
+    na, ns = np.sqrt(n2w)[:, None], np.sqrt(n2s)[:, None]
+    cos_s, cos_t = normalised_cosines(W, W, na, na.T), normalised_cosines(W, Ws, na, ns.T)
+    objs = [population._vector_object("L", "mean")]
+    step = max(1, population._BLOCK_ENTRIES // (2 * K))
+
+    def fresh_job():  # the blocks write their coefficients over the cosines: a fresh copy per call
+        return population._GradientJob(W, Ws, "L", ("L",), objs, na, ns, cos_s.copy(), cos_t.copy(),
+                                       1.0 / na[:, 0], -1.0 / ns[:, 0], np.zeros(K))
+
+    def blocks(job):
+        for r0 in range(0, K, step):
+            job.block(r0, min(K, r0 + step))
+
+    coef_s, coef_t = rng.standard_normal((K, K)), rng.standard_normal((K, K))
+
+    def four_products(_):  # as benchmarks/performance.py times them (one result alive at a time)
+        A = W @ W.T
+        B = W @ Ws.T
+        _ = A @ W
+        _ = B @ Ws
+
+    def final_products(_):  # as _gradient assembles the field
+        out = coef_s @ W
+        out += coef_t @ Ws
+
+    none = lambda: None  # noqa: E731
+    stages = {
+        "whole call": (none, lambda _: numerics.gradient(W, Ws, "L", "mean")),
+        "four products": (none, four_products),
+        "validation": (none, lambda _: validation.prepare_unscaled(W, Ws)),
+        "Gram products and normalised cosines": (none, lambda _: (normalised_cosines(W, W, na, na.T),
+                                                                normalised_cosines(W, Ws, na, ns.T))),
+        "elementwise geometry and coefficients": (fresh_job, blocks),
+        "final products and their sum": (none, final_products),
+    }
+    med = _median_over_rounds(stages, rounds)
+    return {"K": K, "K_star": K, "d": d, "pairs": K * 2 * K, "rounds": rounds, "seconds": med}
+
+
+def batch(rounds: int) -> dict:
+    rng = np.random.default_rng(2024)
+    B, K, d = 1024, 10, 10
+    W, Ws = rng.standard_normal((B, K, d)), rng.standard_normal((B, K, d))
+    C = rng.standard_normal((B, K, K))
+    pairs = rng.uniform(-0.9, 0.9, (B, K, 2 * K))
+    step = max(1, batched._BATCH_CHUNK_ENTRIES // (K * 2 * K))
+
+    def one_pass(_):  # one multiply over the pair array, chunk by chunk as the batched path goes
+        for c0 in range(0, B, step):
+            np.multiply(pairs[c0:c0 + step], 0.5)
+
+    none = lambda: None  # noqa: E731
+    stages = {
+        "batched call": (none, lambda _: numerics.gradient(W, Ws, "H", "mean")),
+        "its four products (stacked np.matmul)": (none, lambda _: (np.matmul(W, np.swapaxes(W, 1, 2)),
+                                                                 np.matmul(W, np.swapaxes(Ws, 1, 2)),
+                                                                 np.matmul(C, W), np.matmul(C, Ws))),
+        "one elementwise pass over the pairs": (none, one_pass),
+    }
+    med = _median_over_rounds(stages, rounds)
+    loop = _median_over_rounds({"loop of single calls": (none, lambda _: [numerics.gradient(W[b], Ws[b], "H", "mean")
+                                                                         for b in range(B)])}, max(3, rounds // 5), 1)
+    med.update(loop)
+    return {"B": B, "K": K, "K_star": K, "d": d, "rounds": rounds, "seconds": med}
+
+
+def findings(single: dict, batch_: dict) -> list:
+    """The report's sentences, each computed from the measured seconds (no other input)."""
+    s, b = single["seconds"], batch_["seconds"]
+    products = s["four products"]
+    beyond = s["whole call"] - products
+    elementwise = s["elementwise geometry and coefficients"]
+    allowed = (SINGLE_TARGET - 1.0) * products
+    out = [f"One instance: the call takes {s['whole call'] / products:.2f}× its four products; the target "
+           f"{SINGLE_TARGET}× leaves {allowed * 1e3:.2f} ms beyond them, and the elementwise geometry and "
+           f"coefficients alone take {elementwise * 1e3:.2f} ms ({elementwise / allowed:.2f}× that allowance; "
+           f"{elementwise / single['pairs'] * 1e9:.1f} ns per pair), of {beyond * 1e3:.2f} ms beyond the products."]
+    B = batch_["B"]
+    budget = b["loop of single calls"] / BATCH_TARGET
+    mm, one = b["its four products (stacked np.matmul)"], b["one elementwise pass over the pairs"]
+    passes = (b["batched call"] - mm) / one
+    out.append(f"Batch: the loop takes {b['loop of single calls'] / B * 1e6:.0f} µs per instance, so "
+               f"{BATCH_TARGET:.0f}× allows {budget / B * 1e6:.2f} µs; the batched call takes "
+               f"{b['batched call'] / B * 1e6:.2f} µs ({b['loop of single calls'] / b['batched call']:.1f}×), of "
+               f"which its products {mm / B * 1e6:.2f} µs and the rest the time of {passes:.0f} elementwise passes "
+               f"over the pairs ({one / B * 1e6:.3f} µs each); the allowance holds "
+               f"{max(0.0, (budget - mm) / one):.0f} such passes beside the products.")
+    return out
+
+
+_KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
+
+
+def main() -> None:
+    if any(os.environ.get(k) != v for k, v in _KEEP_FREED_MEMORY.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_KEEP_FREED_MEMORY})
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "reports"))
+    ap.add_argument("--rounds", type=int, default=15)
+    args = ap.parse_args()
+    from performance import _cpu_name  # the script's folder is on sys.path
+
+    single, batch_ = single_instance(args.rounds), batch(args.rounds)
+    result = {"machine": {"cpu": _cpu_name(), "numpy": np.__version__}, "single": single, "batch": batch_,
+              "findings": findings(single, batch_)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "performance_breakdown.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = ["# Where the closed-form gradient spends its time", "",
+          f"`python benchmarks/cost_breakdown.py` on {result['machine']['cpu']} (NumPy {np.__version__}); stages "
+          f"timed interleaved over {args.rounds} rounds, medians; glibc keeps freed memory (`MALLOC_MMAP_THRESHOLD_`, "
+          "`MALLOC_TRIM_THRESHOLD_`), so that page faults of fresh result arrays stay out of the stage costs.", "",
+          f"One instance, K = K* = {single['K']}, d = {single['d']}, mean field of L:", "",
+          "| stage | ms | × the four products |", "|---|---|---|"]
+    p = single["seconds"]["four products"]
+    md += [f"| {k} | {v * 1e3:.3f} | {v / p:.2f} |" for k, v in single["seconds"].items()]
+    md += ["", f"A batch, B = {batch_['B']}, K = K* = d = {batch_['d']}, mean field of H:", "",
+           "| stage | ms | µs per instance |", "|---|---|---|"]
+    md += [f"| {k} | {v * 1e3:.3f} | {v / batch_['B'] * 1e6:.2f} |" for k, v in batch_["seconds"].items()]
+    md += [""] + [f"- {f}" for f in result["findings"]] + [""]
+    (out / "performance_breakdown.md").write_text("\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
