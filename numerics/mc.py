@@ -349,13 +349,13 @@ def _block_rows(dev: torch.device, width: int, itemsize: int) -> int | None:
     return max(256, _CPU_BLOCK_BYTES // (width * itemsize))
 
 
-def _blocked_stats(Y, Zy, s, K, Q, rows: int | None) -> dict:
+def _blocked_stats(Y, Zy, s, K, Q, rows: int | None, scratch: dict | None = None) -> dict:
     """:func:`_chunk_stats` of ``Y`` formed over blocks of ``rows`` rows and added up (same keys)."""
     if rows is None or len(Y) <= rows:
-        return _chunk_stats(Y, Zy, s, K, Q)
+        return _chunk_stats(Y, Zy, s, K, Q, scratch)
     total = None
     for r0 in range(0, len(Y), rows):
-        stats = _chunk_stats(Y[r0:r0 + rows], Zy, s, K, Q)
+        stats = _chunk_stats(Y[r0:r0 + rows], Zy, s, K, Q, scratch)
         if total is None:
             total = stats
             continue
@@ -365,13 +365,14 @@ def _blocked_stats(Y, Zy, s, K, Q, rows: int | None) -> dict:
     return total
 
 
-def _chunk_stats(Y, Zy, s, K, Q):
+def _chunk_stats(Y, Zy, s, K, Q, scratch: dict | None = None):
     """Per-chunk sums and sums of squares of every per-sample statistic.
 
     ``Y``: samples (``n x width``): ``x`` itself (``Q is None``) or its span coordinates.
     ``Zy``: rows in the same coordinates.  Returns ``{key: (sum, sum_of_squares)}`` with
     keys ``loss/L`` ... and ``grad/L`` ... (``grad`` in the coordinates of ``Y``; the caller
-    maps subspace coordinates back with ``Q``).
+    maps subspace coordinates back with ``Q``).  ``scratch``: a dict that keeps the subspace's
+    outer-product buffer from chunk to chunk (:func:`_weighted_outer`).
     """
     pre = Y @ Zy.T
     ind = (pre > 0).to(Y.dtype)
@@ -399,17 +400,29 @@ def _chunk_stats(Y, Zy, s, K, Q):
         out["grad/H"] = (sum_L + sum_J, sq_L + sq_J + 2 * cross)
     else:  # second moments as K x m x m matrices, mapped to the diagonal of Q M Q^T at the end
         T = r[:, None] * Y + V
-        out["grad/L"] = (sum_L, _weighted_outer(rW * r[:, None], Y))
-        out["grad/J"] = (sum_J, _weighted_outer(indW, V))
-        out["grad/H"] = (sum_L + sum_J, _weighted_outer(indW, T))
+        out["grad/L"] = (sum_L, _weighted_outer(rW * r[:, None], Y, scratch))
+        out["grad/J"] = (sum_J, _weighted_outer(indW, V, scratch))
+        out["grad/H"] = (sum_L + sum_J, _weighted_outer(indW, T, scratch))
     return out
 
 
-def _weighted_outer(weights: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """``sum_n weights[n, j] y_n y_n^T`` for every ``j`` (``K x m x m``), as one matrix product."""
+def _weighted_outer(weights: torch.Tensor, Y: torch.Tensor, scratch: dict | None = None) -> torch.Tensor:
+    """``sum_n weights[n, j] y_n y_n^T`` for every ``j`` (``K x m x m``), as one matrix product.
+
+    The ``n x m^2`` outer products go into ``scratch["outer"]`` when a dict is given (kept from call to
+    call, grown when too small): a fresh array of that size per chunk (~15 MB at m = 20) costs page
+    faults whose number glibc varies from chunk to chunk (the subspace rate varied 3x between runs).
+    The same operations either way, so the same numbers."""
     n, m = Y.shape
-    outer = (Y[:, :, None] * Y[:, None, :]).reshape(n, m * m)
-    return (weights.T @ outer).reshape(-1, m, m)
+    if scratch is None:
+        outer = torch.empty((n, m, m), dtype=Y.dtype, device=Y.device)
+    else:
+        buf = scratch.get("outer")
+        if buf is None or buf.shape[1:] != (m, m) or len(buf) < n or buf.dtype != Y.dtype or buf.device != Y.device:
+            buf = scratch["outer"] = torch.empty((n, m, m), dtype=Y.dtype, device=Y.device)
+        outer = buf[:n]
+    torch.mul(Y[:, :, None], Y[:, None, :], out=outer)
+    return (weights.T @ outer.reshape(n, m * m)).reshape(-1, m, m)
 
 
 class ShiftedMoments:
@@ -530,6 +543,7 @@ def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progre
     width = Zy.shape[1]
     chunk = _chunk_size(chunk_size, checkpoints[-1], K, len(Z), width, dtype, dev, subspace=Q is not None)
     rows = _block_rows(dev, width, torch.finfo(dtype).bits // 8)
+    scratch = {}  # buffers kept from chunk to chunk
     gen = _generator(seed, dev)
     meta = {"method": method, "seed": seed, "device": str(dev), "dtype": str(dtype).replace("torch.", "")}
     acc = _Accumulator(Q)
@@ -540,7 +554,7 @@ def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progre
             while acc.n < target:
                 c = min(chunk, target - acc.n)
                 Y = torch.randn((c, width), generator=gen, device=dev, dtype=dtype)
-                acc.add(_blocked_stats(Y, Zy, s, K, Q, rows), c)
+                acc.add(_blocked_stats(Y, Zy, s, K, Q, rows, scratch), c)
                 if bar is None and progress is not False and acc.n < checkpoints[-1]:
                     elapsed = time.perf_counter() - start
                     remaining = elapsed * (checkpoints[-1] - acc.n) / acc.n

@@ -224,3 +224,20 @@ def test_estimates_do_not_depend_on_the_block_size_beyond_rounding(monkeypatch):
         np.testing.assert_allclose(small.mean_field[p], ref.mean_field[p], rtol=0,
                                    atol=1e-12 * np.abs(ref.mean_field[p]).max())
         np.testing.assert_allclose(small.mean_field_se[p], ref.mean_field_se[p], rtol=1e-8)
+
+
+def test_outer_product_buffer_changes_no_number(monkeypatch):
+    """The subspace's outer products in a buffer kept from chunk to chunk (reused, grown, and with a last
+    chunk shorter than the buffer) give the numbers of fresh arrays, bit for bit."""
+    g = torch.Generator().manual_seed(5)
+    scratch = {}
+    for n, m in ((300, 4), (120, 4), (500, 4), (50, 6)):
+        Y = torch.randn(n, m, dtype=torch.float64, generator=g)
+        w = torch.rand(n, 3, dtype=torch.float64, generator=g)
+        assert torch.equal(mc._weighted_outer(w, Y, scratch), mc._weighted_outer(w, Y))
+    W, Ws = weights(33, 2, 3, 8)
+    kept = mc.monte_carlo(W, Ws, 30_000, seed=2, method="subspace", chunk_size=7_000, progress=False)
+    real = mc._weighted_outer
+    monkeypatch.setattr(mc, "_weighted_outer", lambda w, Y, scratch=None: real(w, Y))
+    fresh = mc.monte_carlo(W, Ws, 30_000, seed=2, method="subspace", chunk_size=7_000, progress=False)
+    assert kept == fresh
