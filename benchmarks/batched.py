@@ -42,12 +42,7 @@ def main() -> None:
         batch = lambda: numerics.gradient(W, Ws, part, "mean")  # noqa: E731
         loop = lambda: [numerics.gradient(W[b], Ws[b], part, "mean") for b in range(B)]  # noqa: E731
         same = batch().tobytes() == np.stack(loop()).tobytes()
-        tb, tl = [], []
-        for _ in range(args.repeats):
-            for fn, acc in ((batch, tb), (loop, tl)):
-                t0 = time.perf_counter()
-                fn()
-                acc.append(time.perf_counter() - t0)
+        tb, tl = _interleaved(batch, loop, args.repeats)
         mb, ml = statistics.median(tb), statistics.median(tl)
         rows.append({"part": part, "field": "mean", "batch_s": mb, "loop_s": ml,
                      "batch_us_per_instance": mb / B * 1e6, "loop_us_per_instance": ml / B * 1e6,
@@ -89,6 +84,17 @@ def main() -> None:
     print("\n".join(md))
 
 
+def _interleaved(batch, loop, repeats: int) -> tuple:
+    """Seconds of ``repeats`` calls of each, taken in turn (batch, loop, batch, loop, ...)."""
+    tb, tl = [], []
+    for _ in range(repeats):
+        for fn, acc in ((batch, tb), (loop, tl)):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return tb, tl
+
+
 def _loss_rows(W, Ws, repeats: int) -> list:
     """``numerics.loss`` of the batch against a loop of single calls, interleaved, medians (no target)."""
     rows = []
@@ -96,12 +102,7 @@ def _loss_rows(W, Ws, repeats: int) -> list:
         batch = lambda: numerics.loss(W, Ws, part)  # noqa: E731
         loop = lambda: [numerics.loss(W[b], Ws[b], part) for b in range(len(W))]  # noqa: E731
         same = batch().tobytes() == np.array(loop()).tobytes()
-        tb, tl = [], []
-        for _ in range(repeats):
-            for fn, acc in ((batch, tb), (loop, tl)):
-                t0 = time.perf_counter()
-                fn()
-                acc.append(time.perf_counter() - t0)
+        tb, tl = _interleaved(batch, loop, repeats)
         mb, ml = statistics.median(tb), statistics.median(tl)
         rows.append({"part": part, "batch_s": mb, "loop_s": ml, "speedup": ml / mb, "bit_identical": same})
     return rows

@@ -67,7 +67,7 @@ def single_instance(rounds: int) -> dict:
     step = max(1, population._BLOCK_ENTRIES // (2 * K))
 
     def fresh_job():  # the blocks write their coefficients over the cosines: a fresh copy per call
-        return population._GradientJob(W, Ws, "L", ("L",), objs, na, ns, cos_s.copy(), cos_t.copy(),
+        return population._GradientJob(W, Ws, "L", objs, na, ns, cos_s.copy(), cos_t.copy(),
                                        1.0 / na[:, 0], -1.0 / ns[:, 0], np.zeros(K))
 
     def blocks(job):

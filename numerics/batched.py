@@ -196,9 +196,9 @@ def _loss_terms(Z, K: int, part: str) -> tuple:
     np.clip(c, -1.0, 1.0, out=c)
     th, _, sn = _angles(c, psi=False)
     diag = (slice(None), slice(0, P * P, P + 1))
-    off = c.reshape(N, -1).copy()
-    off[diag] = 0.0
-    cos_min, cos_max = off.min(axis=1), off.max(axis=1)
+    # the self pairs out of the checks' way (their terms are replaced by the self terms below)
+    c.reshape(N, -1)[diag] = 0.0
+    cos_min, cos_max = c.reshape(N, -1).min(axis=1), c.reshape(N, -1).max(axis=1)
     good = (cos_max <= 1.0 - NEAR) & (cos_min >= NEAR - 1.0)
     _check_angles(good, cos_min, cos_max, th, sn, c, diag)
     signs = np.concatenate([np.ones(K), -np.ones(P - K)])
@@ -213,9 +213,11 @@ def _loss_terms(Z, K: int, part: str) -> tuple:
 
 
 def _check_angles(good, cos_min, cos_max, th, sn, c, diag) -> None:
-    """``good[i] = False`` where instance ``i`` has a pair other than a self pair within ``SWITCH`` of 0
-    or pi, the angles as computed (``theta``; ``psi = atan2(sin, -cos)`` as the geometry computes it):
-    only instances whose cosines come within 1e-9 of ``cos(SWITCH)`` are looked at."""
+    """``good[i] = False`` where instance ``i`` has a pair other than a self pair (the entries ``diag`` of
+    its flattened pairs) within ``SWITCH`` of 0 or pi, the angles as computed (``theta``; ``psi =
+    atan2(sin, -cos)`` as the geometry computes it): only instances whose cosines (``cos_min``,
+    ``cos_max``, self pairs left out) come within 1e-9 of ``cos(SWITCH)`` are looked at.  Shared by the
+    batched gradient and loss."""
     for near, angle in ((cos_max > _THETA_CHECK_ABOVE, lambda sel: th[sel]),
                         (cos_min < _PSI_CHECK_BELOW, lambda sel: np.arctan2(sn[sel], -c[sel]))):
         mask = good & near  # after the previous check: an instance it failed stays failed
@@ -284,15 +286,7 @@ def _gradient_stacked(W, W_star, part, field, n2w, n2s, out) -> np.ndarray:
     # |cos| > 1 - NEAR (a refined pair) lies within SWITCH of 0 or pi anyway; checked all the same
     cos_min, cos_max = g.cos.reshape(N, -1).min(axis=1), g.cos.reshape(N, -1).max(axis=1)
     ok = (cos_max <= 1.0 - NEAR) & (cos_min >= NEAR - 1.0)
-    high = ok & (cos_max > _THETA_CHECK_ABOVE)
-    if high.any():  # theta as computed, where it could be small
-        ok[high] = g.theta[high].reshape(int(high.sum()), -1).min(axis=1) >= SWITCH
-    low = ok & (cos_min < _PSI_CHECK_BELOW)
-    if low.any():  # psi exactly as geometry_from_cosines computes it, where it could be small
-        psi = np.negative(g.cos[low])
-        np.arctan2(g.sin[low], psi, out=psi)
-        psi.reshape(len(psi), -1)[diag] = np.pi / 2
-        ok[low] = psi.reshape(len(psi), -1).min(axis=1) >= SWITCH
+    _check_angles(ok, cos_min, cos_max, g.theta, g.sin, g.cos, diag)
     alpha_sum = np.zeros((N, K))
     half = sum(obj["half"] for obj in objs)
     b_all = None

@@ -362,8 +362,7 @@ def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
     half = sum(obj["half"] for obj in objs)
     candidates = []  # (theta, j, t, psi): student j within SWITCH of teacher t
     boundary = []  # (j, q, sign, theta, psi): pairs near a kink whose boundary term is added along e2
-    with_boundary = any(obj["twin"] is not None for obj in objs)
-    job = _GradientJob(W, W_star, part, parts, objs, na, ns, coef_s, coef_t, inv_s, inv_t, alpha_sum)
+    job = _GradientJob(W, W_star, part, objs, na, ns, coef_s, coef_t, inv_s, inv_t, alpha_sum)
     step = max(1, _BLOCK_ENTRIES // (K + Ks))
     for r0 in range(0, K, step):
         found, near_kinks = job.block(r0, min(K, r0 + step))
@@ -382,7 +381,7 @@ def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
         else:  # a near pair left to the closed form (its student or teacher is matched elsewhere)
             alpha_sum[j] -= sum(float(obj["alpha"](*x)) for obj in smooth)
             coef_t[j, t] = -sum(float(obj["beta"](*x)) for obj in smooth) / ns[t, 0]
-        if with_boundary:
+        if job.with_boundary:
             boundary.append((j, t, -1.0, theta_jt, psi_jt))
     idx = np.arange(K)
     coef_s[idx, idx] = alpha_sum * inv_s + half * unmatched
@@ -404,7 +403,6 @@ class _GradientJob:
     W: np.ndarray
     W_star: np.ndarray
     part: str
-    parts: tuple
     objs: list
     na: np.ndarray
     ns: np.ndarray
@@ -413,6 +411,15 @@ class _GradientJob:
     inv_s: np.ndarray
     inv_t: np.ndarray
     alpha_sum: np.ndarray
+
+    @property
+    def parts(self) -> tuple:
+        return ("L", "J") if self.part == "H" else (self.part,)
+
+    @property
+    def with_boundary(self) -> bool:
+        """Whether a part's true field has boundary terms (a mean-field twin near the kinks)."""
+        return any(obj["twin"] is not None for obj in self.objs)
 
     def block(self, r0: int, r1: int) -> tuple:
         """Rows ``r0:r1`` of :func:`_gradient`: their geometry, then (in place) their coefficients in
@@ -435,10 +442,9 @@ class _GradientJob:
             g.sin[sub], g.cos[sub] = 1.0, 0.0
         # away from the kinks everywhere (the common case): one closed form per coefficient
         fast = all(g.theta.min() >= SWITCH and g.psi.min() >= SWITCH for g in (g_s, g_t))
-        with_boundary = any(obj["twin"] is not None for obj in self.objs)
         boundary, kinks = [], {}
         for g, sign, dropped in ((g_s, 1.0, self_pairs), (g_t, -1.0, near_idx)):
-            kinks[sign] = None if fast or not with_boundary else _near_kink(g, dropped)
+            kinks[sign] = None if fast or not self.with_boundary else _near_kink(g, dropped)
             if kinks[sign] is not None:
                 boundary += [(int(i) + r0, int(q), sign, float(g.theta[i, q]), float(g.psi[i, q]))
                              for i, q in zip(*kinks[sign])]
