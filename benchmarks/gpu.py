@@ -14,12 +14,7 @@ What it measures, all on one device in one run:
    expression on the device;
 2. determinism: the same seed twice gives bit-identical estimates;
 3. throughput (d = 100, K = K* = 10, plain, float64 and float32) against a bare loop that only
-   draws the same Gaussians and does the two matrix products, chunks of the same size: the engine
-   with its fused Triton statistics (:mod:`numerics.mc_fused`, the default on a GPU) and with the
-   PyTorch statistics (``engine="torch"``), side by side.  Before that, the fused kernel's launch
-   shapes (samples per tile, warps, programs) are timed on one chunk and the fastest whose numbers
-   agree with the PyTorch statistics is used for the rest of the run (recorded; the committed
-   defaults in ``numerics/mc_fused.py`` are set from such a record);
+   draws the same Gaussians and does the two matrix products, chunks of the same size;
 4. one run of 10^9 samples (float64, d = 100, K = K* = 10, plain) with the peak device memory,
    if the measured throughput projects it under ``--max-seconds``; its z-scores too;
 5. the batched population gradient on the device (``numerics.gradient`` of tensors,
@@ -44,7 +39,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numerics  # noqa: E402
-from numerics import mc, mc_fused  # noqa: E402
+from numerics import mc  # noqa: E402
 from numerics.validation import PARTS  # noqa: E402
 
 ALPHA = 1e-3
@@ -75,8 +70,7 @@ def _z_summary(est, closed) -> dict:
 def agreement(dev, n: int) -> dict:
     W, Ws = _weights(11, 4, 20)
     closed = _closed(W, Ws)
-    out = {"K": 4, "K_star": 4, "d": 20, "n": n, "plain_engine": "fused" if mc_fused.usable(dev, 20, 4, 4, torch.float64)
-           else "torch"}
+    out = {"K": 4, "K_star": 4, "d": 20, "n": n}
     for method in mc.METHODS:
         est = mc.monte_carlo(W, Ws, n, seed=5, device=dev, method=method, progress=False)
         again = mc.monte_carlo(W, Ws, n, seed=5, device=dev, method=method, progress=False)
@@ -101,61 +95,14 @@ def _timed(fn, dev, repeats: int) -> float:
     return statistics.median(times)
 
 
-LAUNCH_SHAPES = {torch.float64: [(16, 4), (32, 4), (32, 8), (64, 8)], torch.float32: [(32, 4), (64, 4), (64, 8), (128, 8)]}
-PROGRAM_COUNTS = (264, 528, 1056)
-
-
-def launch_shapes(dev, dtype, repeats: int = 5) -> dict:
-    """Time the fused statistics of one default-size chunk (d = 100, K = K* = 10) for each launch shape;
-    keep the fastest whose result agrees with the PyTorch statistics (max relative deviation below
-    1e-10 in float64, 1e-3 in float32) and make it the default for the rest of this run."""
-    K, d = 10, 100
-    W, Ws = _weights(0, K, d)
-    Z = torch.tensor(np.vstack([W, Ws]), dtype=dtype, device=dev)
-    s = torch.cat([torch.ones(K), -torch.ones(K)]).to(dtype=dtype, device=dev)
-    chunk = mc._chunk_size(None, 10**9, K, 2 * K, d, dtype, dev)
-    Y = torch.randn((chunk, d), dtype=dtype, device=dev, generator=torch.Generator(device=dev).manual_seed(0))
-    ref = mc._chunk_stats(Y, Z, s, K, None)
-    t_torch = _timed(lambda: mc._chunk_stats(Y, Z, s, K, None), dev, repeats)
-    limit = 1e-10 if dtype == torch.float64 else 1e-3
-    rows = []
-    for tile, warps in LAUNCH_SHAPES[dtype]:
-        for programs in PROGRAM_COUNTS:
-            row = {"tile_rows": tile, "warps": warps, "programs": programs}
-            try:
-                def run():
-                    return mc_fused.fused_chunk_stats(Y, Z, K, tile_rows=tile, warps=warps, programs=programs)
-                got = run()
-                row["max_rel_deviation"] = max(float((a - b).abs().max() / a.abs().max())
-                                               for key in ref for a, b in zip(ref[key], got[key]))
-                row["seconds"] = _timed(run, dev, repeats)
-            except Exception as exc:  # a shape that does not compile (registers, shared memory) is recorded
-                row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    good = [r for r in rows if "seconds" in r and r["max_rel_deviation"] <= limit]
-    out = {"dtype": str(dtype).replace("torch.", ""), "chunk": chunk, "d": d, "K": K, "torch_statistics_seconds": t_torch,
-           "shapes": rows}
-    if good:
-        best = min(good, key=lambda r: r["seconds"])
-        mc_fused.TILE_ROWS[dtype], mc_fused.WARPS[dtype] = best["tile_rows"], best["warps"]
-        mc_fused.PROGRAMS = best["programs"]
-        out["chosen"] = best
-    return out
-
-
 def throughput(dev, n: int, dtype, repeats: int = 3) -> dict:
     K, d = 10, 100
     W, Ws = _weights(0, K, d)
     Z = torch.tensor(np.vstack([W, Ws]), dtype=dtype, device=dev)
     chunk = mc._chunk_size(None, n, K, 2 * K, d, dtype, dev)
-    fused = mc_fused.usable(dev, d, K, K, dtype)
 
     def engine():
         mc.monte_carlo(W, Ws, n, seed=1, device=dev, dtype=dtype, progress=False)
-
-    def engine_torch():
-        mc.monte_carlo(W, Ws, n, seed=1, device=dev, dtype=dtype, progress=False, engine="torch")
 
     def bare():
         gen = torch.Generator(device=dev).manual_seed(1)
@@ -168,15 +115,10 @@ def throughput(dev, n: int, dtype, repeats: int = 3) -> dict:
             done += c
 
     engine()
-    engine_torch()
     bare()  # warm-up
-    t_engine, t_torch, t_bare = (_timed(f, dev, repeats) for f in (engine, engine_torch, bare))
+    t_engine, t_bare = _timed(engine, dev, repeats), _timed(bare, dev, repeats)
     return {"dtype": str(dtype).replace("torch.", ""), "n": n, "K": K, "K_star": K, "d": d, "chunk": chunk,
-            "engine": "fused" if fused else "torch",
-            "fused_launch": {"tile_rows": mc_fused.TILE_ROWS.get(dtype), "warps": mc_fused.WARPS.get(dtype),
-                             "programs": mc_fused.PROGRAMS} if fused else None,
-            "engine_samples_per_s": n / t_engine, "bare_samples_per_s": n / t_bare, "ratio": t_bare / t_engine,
-            "torch_engine_samples_per_s": n / t_torch, "torch_engine_ratio": t_bare / t_torch}
+            "engine_samples_per_s": n / t_engine, "bare_samples_per_s": n / t_bare, "ratio": t_bare / t_engine}
 
 
 def billion(dev, n: int, samples_per_s: float, max_seconds: float) -> dict:
@@ -236,14 +178,6 @@ def landscape_steps(dev, B: int, k: int, steps: int) -> dict:
     return out
 
 
-def _triton_version():
-    try:
-        import triton
-    except ImportError:
-        return None
-    return triton.__version__
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -257,13 +191,6 @@ def main(argv=None) -> int:
            "torch": torch.__version__, "cuda": torch.version.cuda, "numpy": np.__version__,
            "python": platform.python_version(), "quick": args.quick}
     print(json.dumps(res), flush=True)
-    res["triton"] = _triton_version()
-    if mc_fused.usable(dev, 100, 10, 10, torch.float64):
-        res["launch_shapes"] = [launch_shapes(dev, torch.float64), launch_shapes(dev, torch.float32)]
-        if not all("chosen" in r for r in res["launch_shapes"]):
-            # no launch shape worked for one dtype: measure the rest with the PyTorch statistics, and say so
-            res["fused_disabled"] = "no launch shape compiled and agreed with the PyTorch statistics"
-            mc_fused.usable = lambda *args: False
     res["agreement"] = agreement(dev, 200_000 if args.quick else 10_000_000)
     print(json.dumps(res["agreement"]), flush=True)
     n_tp = 1_000_000 if args.quick else 50_000_000

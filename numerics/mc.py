@@ -53,7 +53,6 @@ import torch
 from .validation import PARTS, as_rows, check_part
 
 METHODS = ("plain", "subspace")
-ENGINES = ("auto", "fused", "torch")
 _SECONDS_BEFORE_PROGRESS = 2.0
 
 
@@ -534,24 +533,7 @@ def _scale_back(est: MCEstimate, k: int, seconds: float) -> MCEstimate:
                          "mean_field_se": each(est.mean_field_se, -k, "mean_field_se")})
 
 
-def _fused(engine: str, dev: torch.device, Q, width: int, K: int, K_star: int, dtype) -> bool:
-    """Whether the chunk statistics run as the fused Triton kernel (:mod:`numerics.mc_fused`)."""
-    from . import mc_fused
-
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
-    can = Q is None and mc_fused.usable(dev, width, K, K_star, dtype)
-    if engine == "fused" and not can:
-        raise ValueError(
-            "engine='fused' needs method='plain', a CUDA device, Triton, float32 or float64, "
-            f"d <= {mc_fused.MAX_WIDTH} and K, K* <= {mc_fused.MAX_ROWS}; got method="
-            f"{'plain' if Q is None else 'subspace'}, device {dev}, d = {width}, K = {K}, K* = {K_star}, {dtype}, "
-            f"Triton {'available' if mc_fused.triton_available() else 'not installed'}")
-    return can and engine != "torch"
-
-
-def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progress,
-         engine: str = "auto") -> Iterator[MCEstimate]:
+def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progress) -> Iterator[MCEstimate]:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
     seed = check_seed(seed)
@@ -559,7 +541,6 @@ def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progre
     Q = span_basis(Z) if method == "subspace" else None
     Zy = Z if Q is None else Z @ Q
     width = Zy.shape[1]
-    fused = _fused(engine, dev, Q, width, K, len(Z) - K, dtype)
     chunk = _chunk_size(chunk_size, checkpoints[-1], K, len(Z), width, dtype, dev, subspace=Q is not None)
     rows = _block_rows(dev, width, torch.finfo(dtype).bits // 8)
     scratch = {}  # buffers kept from chunk to chunk
@@ -573,12 +554,7 @@ def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progre
             while acc.n < target:
                 c = min(chunk, target - acc.n)
                 Y = torch.randn((c, width), generator=gen, device=dev, dtype=dtype)
-                if fused:
-                    from .mc_fused import fused_chunk_stats
-
-                    acc.add(fused_chunk_stats(Y, Zy, K), c)
-                else:
-                    acc.add(_blocked_stats(Y, Zy, s, K, Q, rows, scratch), c)
+                acc.add(_blocked_stats(Y, Zy, s, K, Q, rows, scratch), c)
                 if bar is None and progress is not False and acc.n < checkpoints[-1]:
                     elapsed = time.perf_counter() - start
                     remaining = elapsed * (checkpoints[-1] - acc.n) / acc.n
@@ -597,7 +573,7 @@ def _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progre
 
 def monte_carlo(W, W_star, n_samples, *, seed: int, device=None, dtype=torch.float64, method: str = "plain",
                 chunk_size: int | None = None, progress: bool | None = None, a=None, a_star=None,
-                activation="relu", cov=None, sobolev=(1.0, 0.0), train_output=False, engine: str = "auto"):
+                activation="relu", cov=None, sobolev=(1.0, 0.0), train_output=False):
     """Monte-Carlo means and standard errors of ``L, J, H`` and their mean fields.
 
     ``n_samples``: an integer (returns one :class:`MCEstimate`) or a strictly increasing
@@ -608,12 +584,6 @@ def monte_carlo(W, W_star, n_samples, *, seed: int, device=None, dtype=torch.flo
     budget).  ``progress``: ``None`` shows a progress bar when the run is expected to take more
     than a few seconds.  ``seed``: see :func:`check_seed`.  Every argument is checked before any
     sampling starts; a result that float64 cannot represent is a ``ValueError`` (module docstring).
-
-    ``engine``: how each chunk's statistics are formed.  ``"auto"`` (default): the fused Triton kernel
-    of :mod:`numerics.mc_fused` where it applies (plain method on a CUDA GPU with Triton, ``d <= 128``,
-    ``K, K* <= 32``), else PyTorch operations; ``"fused"`` insists on the kernel (``ValueError`` where
-    it does not apply); ``"torch"`` never uses it.  The two agree to rounding (they add in different
-    orders), each is deterministic, and the random samples are the same.
 
     ``a, a_star, activation, cov, sobolev, train_output``: the model family
     (:mod:`numerics.family`).  With their defaults (the paper's model) nothing changes; otherwise
@@ -630,13 +600,11 @@ def monte_carlo(W, W_star, n_samples, *, seed: int, device=None, dtype=torch.flo
                              f"integer n_samples, not checkpoints; got {n_samples!r}")
         if method != "plain":
             raise ValueError(f"the model family supports method='plain' only; got method={method!r}")
-        if engine not in ("auto", "torch"):
-            raise ValueError(f"the model family has no fused engine (engine 'auto' or 'torch'); got engine={engine!r}")
         return monte_carlo_family(W, W_star, n_samples, seed=seed, a=a, a_star=a_star, activation=activation,
                                   cov=cov, sobolev=sobolev, train_output=train_output, device=device, dtype=dtype,
                                   chunk_size=chunk_size, progress=progress)
     checkpoints = _checkpoints(n_samples)
-    it = _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progress, engine)
+    it = _run(W, W_star, checkpoints, seed, device, dtype, method, chunk_size, progress)
     if isinstance(n_samples, (int, np.integer)):
         return next(iter(it))
     first = next(it)  # run the checks (and the first stretch) now, not at the first next()
