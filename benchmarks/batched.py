@@ -5,7 +5,8 @@
 B = 1024 instances, K = K* = d = 10, NumPy on CPU, ``gradient(., ., "H", "mean")`` and ``("L", "mean")``;
 the two are timed on the same inputs, interleaved (batch, loop, batch, loop, ...), medians reported.
 Also, for the record, the same batch as torch tensors on the CPU (``numerics.backend``, float64 and
-float32): instance-gradients per second (no target; the GPU figures come from ``benchmarks/gpu.py``).
+float32): instance-gradients per second of its fast path and of its general path side by side (no
+target; the GPU figures come from ``benchmarks/gpu.py``).
 Writes reports/performance_batched.json and .md.  Never part of the test suite.
 """
 from __future__ import annotations
@@ -75,8 +76,10 @@ def main() -> None:
            f"{'yes' if r['bit_identical'] else 'NO'} |" for r in loss_rows]
     md += ["", "The same batch as torch tensors on the CPU (`numerics.backend`, torch "
            f"{torch_rows[0]['torch']}, {torch_rows[0]['threads']} threads; no target):", "",
-           "| call | dtype | instance-gradients/s |", "|---|---|---|"]
-    md += [f"| gradient(H, {r['field']}) | {r['dtype']} | {r['instance_gradients_per_s']:.3g} |" for r in torch_rows]
+           "| call | dtype | instance-gradients/s | general path (tensors with derivatives) | speed-up |",
+           "|---|---|---|---|---|"]
+    md += [f"| gradient(H, {r['field']}) | {r['dtype']} | {r['instance_gradients_per_s']:.3g} | "
+           f"{r['general_path_instance_gradients_per_s']:.3g} | {r['speedup_over_general_path']:.1f}x |" for r in torch_rows]
     md += ["", f"Target: a speed-up of at least {TARGET:.0f}x per instance. "
            + ("**Met** for both calls." if met else
               "**Not met**: the measured speed-ups are " + ", ".join(f"{r['speedup']:.1f}x" for r in rows) + "."), ""]
@@ -109,21 +112,27 @@ def _loss_rows(W, Ws, repeats: int) -> list:
 
 
 def _torch_rows(W, Ws, repeats: int) -> list:
-    """Instance-gradients per second of the batch as CPU tensors (median of ``repeats``)."""
+    """Instance-gradients per second of the batch as CPU tensors (median of ``repeats``): ``numerics.gradient``
+    (its fast path for tensors without derivatives) and, interleaved with it, the general pair-difference
+    path that tensors with derivatives take (``backend._gradient_general``)."""
     import torch
+
+    from numerics import backend
 
     rows = []
     for dtype in (torch.float64, torch.float32):
         Wt, St = torch.tensor(W, dtype=dtype), torch.tensor(Ws, dtype=dtype)
+        xp = backend.namespace(Wt)
         for field in ("mean", "true"):
-            numerics.gradient(Wt, St, "H", field)  # warm-up
-            times = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                numerics.gradient(Wt, St, "H", field)
-                times.append(time.perf_counter() - t0)
+            fast = lambda: numerics.gradient(Wt, St, "H", field)  # noqa: E731
+            general = lambda: backend._gradient_general(xp, Wt, St, "H", field)  # noqa: E731
+            fast(), general()  # warm-up
+            tf, tg = _interleaved(fast, general, repeats)
             rows.append({"field": field, "dtype": str(dtype).replace("torch.", ""), "torch": torch.__version__,
-                         "threads": torch.get_num_threads(), "instance_gradients_per_s": len(W) / statistics.median(times)})
+                         "threads": torch.get_num_threads(),
+                         "instance_gradients_per_s": len(W) / statistics.median(tf),
+                         "general_path_instance_gradients_per_s": len(W) / statistics.median(tg),
+                         "speedup_over_general_path": statistics.median(tg) / statistics.median(tf)})
     return rows
 
 

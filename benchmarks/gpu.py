@@ -146,11 +146,15 @@ def billion(dev, n: int, samples_per_s: float, max_seconds: float) -> dict:
 
 def population_gradients(dev, B: int, dtype, repeats: int = 5) -> dict:
     """Instance-gradients per second of ``numerics.gradient(W, W*, "H", field)`` on ``B`` instances at
-    K = K* = d = 10 on the device, and the largest deviation (relative to the largest entry) from the
-    NumPy reference on the first 16 instances."""
+    K = K* = d = 10 on the device (its fast path for tensors without derivatives) and of the general
+    pair-difference path (what tensors with derivatives take), and the largest deviation (relative to the
+    largest entry) from the NumPy reference on the first 16 instances."""
+    from numerics import backend
+
     rng = np.random.default_rng(2024)
     W, Ws = rng.standard_normal((B, 10, 10)), rng.standard_normal((B, 10, 10))
     Wt, St = (torch.tensor(a, dtype=dtype, device=dev) for a in (W, Ws))
+    xp = backend.namespace(Wt)
     out = {"dtype": str(dtype).replace("torch.", ""), "B": B, "K": 10, "K_star": 10, "d": 10}
     for field in ("mean", "true"):
         got = numerics.gradient(Wt, St, "H", field)  # warm-up, and the values compared below
@@ -158,6 +162,9 @@ def population_gradients(dev, B: int, dtype, repeats: int = 5) -> dict:
         out[f"{field}_max_rel_deviation"] = float(np.abs(got[:16].double().cpu().numpy() - ref).max() / np.abs(ref).max())
         t = _timed(lambda: numerics.gradient(Wt, St, "H", field), dev, repeats)
         out[f"{field}_instance_gradients_per_s"] = B / t
+        general = lambda: backend._gradient_general(xp, Wt, St, "H", field)  # noqa: E731
+        general()
+        out[f"{field}_general_path_instance_gradients_per_s"] = B / _timed(general, dev, repeats)
     return out
 
 
@@ -178,12 +185,29 @@ def landscape_steps(dev, B: int, k: int, steps: int) -> dict:
     return out
 
 
+PYTEST_COMMAND = ("python3 -m pytest -q tests/test_mc.py tests/test_backend.py tests/test_backend_fast.py on the GPU machine "
+                  "(the Monte-Carlo default device is the GPU there; the CUDA-only tests run)")
+
+
+def _nvidia_smi() -> str | None:
+    import subprocess
+
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--quick", action="store_true", help="small sizes (a dry run, not figures to record)")
     ap.add_argument("--max-seconds", type=float, default=240.0, help="skip the 10^9 run if projected longer")
+    ap.add_argument("--pytest-log", type=Path, help="output of the device's pytest run, recorded with its command")
+    ap.add_argument("--recorded", default="", help="when and where, e.g. '2026-11-27, one lent machine (nvidia-h200)'")
     args = ap.parse_args(argv)
     dev = mc.torch_device(args.device)
     start = time.perf_counter()
@@ -205,6 +229,11 @@ def main(argv=None) -> int:
     res["landscape"] = landscape_steps(dev, 32 if args.quick else 1024, 6 if args.quick else 12, 10 if args.quick else 50)
     print(json.dumps(res["landscape"]), flush=True)
     res["wall_time_s"] = time.perf_counter() - start
+    res["nvidia_smi"] = _nvidia_smi()
+    res["recorded"] = f"{args.recorded}, one run of benchmarks/gpu.py" if args.recorded else "one run of benchmarks/gpu.py"
+    if args.pytest_log is not None and args.pytest_log.exists():
+        lines = [x for x in args.pytest_log.read_text().splitlines() if x.strip()]
+        res["pytest_on_device"] = {"command": PYTEST_COMMAND, "result": lines[-1] if lines else "no output"}
     args.out.mkdir(parents=True, exist_ok=True)
     tmp = args.out / "performance_gpu.json.tmp"
     tmp.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")

@@ -306,6 +306,20 @@ def _lent_cpu_lines(out: Path, g: dict) -> list:
     ]
 
 
+def _population_gradient_row(g: dict) -> str:
+    """One table row of the batched population gradient on the GPU (fast path, and the general path where
+    recorded)."""
+    def rate(field):
+        general = g.get(f"{field}_general_path_instance_gradients_per_s")
+        fast = g[f"{field}_instance_gradients_per_s"]
+        return f"{fast:.3g}" + ("" if general is None else f" (general path {general:.3g}: {fast / general:.0f}x)")
+
+    return (f"| Batched population gradient of H (`numerics.gradient` of tensors), B = {g['B']}, K = K* = d = 10, "
+            f"{g['dtype']} | mean field {rate('mean')}, true gradient {rate('true')} instance-gradients/s; deviation "
+            f"from the NumPy reference ≤ {max(g['mean_max_rel_deviation'], g['true_max_rel_deviation']):.1e} of the "
+            "largest entry |")
+
+
 def _gpu_lines(out: Path) -> list:
     """The GPU figures of ``benchmarks/gpu.py`` recorded in ``performance_gpu.json`` (if present)."""
     path = out / "performance_gpu.json"
@@ -338,15 +352,18 @@ def _gpu_lines(out: Path) -> list:
                      f"= {a[m]['max_abs_z']:.2f} ≤ {a[m]['bonferroni_threshold']:.2f} over {a[m]['entries']} entries: "
                      f"{'pass' if a[m]['passed'] else '**fail**'}; a rerun with the same seed is "
                      f"{'bit-identical' if a[m]['bit_identical_rerun'] else '**not** bit-identical'} |")
-    for g in r.get("population_gradients", []):
-        lines.append(f"| Batched population gradient of H (`numerics.gradient` of tensors), B = {g['B']}, K = K* = d = 10, "
-                     f"{g['dtype']} | mean field {g['mean_instance_gradients_per_s']:.3g}, true gradient "
-                     f"{g['true_instance_gradients_per_s']:.3g} instance-gradients/s; deviation from the NumPy reference "
-                     f"≤ {max(g['mean_max_rel_deviation'], g['true_max_rel_deviation']):.1e} of the largest entry |")
+    lines += [_population_gradient_row(g) for g in r.get("population_gradients", [])]
+    if "landscape" in r:
+        ls = r["landscape"]
+        lines.append(f"| Population gradient descent (`numerics.landscape.descend`), {ls['B']} starts, K = K* = d = "
+                     f"{ls['k']}, {ls['steps']} steps: start-steps/s on the GPU / NumPy on its host's CPU | "
+                     + "; ".join(f"{f} {ls[f'{f}_device_start_steps_per_s']:.3g} / {ls[f'{f}_numpy_start_steps_per_s']:.3g}"
+                                 for f in ("L", "H-mean", "H-true")) + " |")
     worst = max(a["per_sample_autograd_vs_closed_max_abs"].values())
+    tests = r.get("pytest_on_device") or {"command": "tests/test_mc.py", **r.get("pytest_tests_mc_on_device", {})}
     lines += [f"| Per-sample gradients on the GPU: autograd through ∇ₓg against the closed expression | max abs "
               f"difference {worst:.1e} over 2000 samples (L, J, H) |",
-              f"| `tests/test_mc.py` with the GPU as default device | {r['pytest_tests_mc_on_device']['result']} |",
+              f"| `{tests['command']}` | {tests.get('result', 'not run')} |",
               "", "The MC engine's ratio to the bare loop is lower on the GPU than on the CPU: there the bare loop is "
               "two matrix products that the GPU does at memory speed, while the engine's elementwise statistics "
               "(indicators, squares, the running sums) are separate kernels. Target on a GPU: ≥ "

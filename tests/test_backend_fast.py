@@ -1,0 +1,139 @@
+"""The fast path of the population gradient on PyTorch tensors (numerics.backend._gradient_routed).
+
+Object: the gradient fields of the population loss (mean field and true gradient), not per-sample
+autograd gradients.  Tensors that carry no derivative go, instance by instance, through the closed
+forms on Gram cosines when every pair is at least SWITCH from 0 and pi, and through the general
+pair-difference path otherwise.  Both evaluate the same object; these tests check that they agree,
+that the routing is right, and that dtype, batch shape and errors are kept.
+
+Tolerances: where both paths take the closed forms, they differ only through the rounding of the
+angles (the Gram cosine against the half-angle formula, a few ulps at angles >= SWITCH, amplified by
+at most ~1/SWITCH in the coefficients): 1e-13 of the instance's largest entry.  float32 inputs are
+computed in float64 and rounded once: within one float32 ulp of the float64 result per entry.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import numerics
+from numerics import backend
+from numerics.compile import SWITCH
+
+PARTS = ("L", "J", "H")
+FIELDS = ("mean", "true")
+
+
+def _rotate_towards(u, v, angle):
+    """The unit vector at ``angle`` from unit ``u`` in the plane of ``u`` and ``v``."""
+    w = v - (v @ u) * u
+    w /= np.linalg.norm(w)
+    return math.cos(angle) * u + math.sin(angle) * w
+
+
+def _mixed_batch(seed=0, B=12, K=3, Ks=2, d=5):
+    """Random instances, and among them: a student within SWITCH of a teacher, two students within SWITCH
+    of each other, a student at an angle within SWITCH of pi from a teacher, and a student just outside SWITCH
+    of a teacher (the fast path)."""
+    rng = np.random.default_rng(seed)
+    W, S = rng.standard_normal((B, K, d)), rng.standard_normal((B, Ks, d))
+    for b, (angle, flip, which) in enumerate([(0.03, False, "teacher"), (0.05, False, "student"),
+                                              (0.04, True, "teacher"), (SWITCH + 1e-3, False, "teacher")]):
+        target = S[b, 0] if which == "teacher" else W[b, 1]
+        u = target / np.linalg.norm(target)
+        x = _rotate_towards(u, rng.standard_normal(d), angle)
+        W[b, 0] = (-1 if flip else 1) * 1.3 * x
+    return W, S
+
+
+def _general(W, S, part, field):
+    xp = backend.namespace(W)
+    return backend._gradient_general(xp, W, S, part, field)
+
+
+@pytest.mark.parametrize("part", PARTS)
+@pytest.mark.parametrize("field", FIELDS)
+def test_routed_equals_general_path_on_a_mixed_batch(part, field):
+    W, S = _mixed_batch()
+    Wt, St = torch.tensor(W), torch.tensor(S)
+    got = numerics.gradient(Wt, St, part, field)
+    ref = _general(Wt, St, part, field)
+    assert got.dtype == torch.float64 and got.shape == ref.shape
+    scale = ref.abs().amax(dim=(-2, -1), keepdim=True)
+    assert torch.all((got - ref).abs() <= 1e-13 * scale)
+    # and the NumPy reference (its own fast path and refinements) per instance
+    for b in range(len(W)):
+        np_ref = numerics.gradient(W[b], S[b], part, field)
+        assert np.abs(got[b].numpy() - np_ref).max() <= 1e-13 * np.abs(np_ref).max()
+
+
+def test_routing_flags_pairs_within_switch():
+    W, S = _mixed_batch()
+    xp = backend.namespace(torch.tensor(W))
+    fast = backend._fast_geometry(xp, torch.tensor(W), torch.tensor(S))["fast"].tolist()
+    assert fast[:3] == [False, False, False]  # near a teacher, near a student, near pi from a teacher
+    assert fast[3] is True  # just outside SWITCH
+    assert all(fast[4:])  # random instances in d = 5 with these seeds
+
+
+def test_all_fast_and_all_general_batches():
+    rng = np.random.default_rng(5)
+    W, S = torch.tensor(rng.standard_normal((6, 4, 8))), torch.tensor(rng.standard_normal((6, 3, 8)))
+    ref = _general(W, S, "H", "true")
+    assert torch.all((numerics.gradient(W, S, "H", "true") - ref).abs() <= 1e-13 * ref.abs().max())
+    Wn, Sn = _mixed_batch()
+    Wn, Sn = torch.tensor(Wn[:3]), torch.tensor(Sn[:3])
+    assert torch.equal(numerics.gradient(Wn, Sn, "H", "mean"), _general(Wn, Sn, "H", "mean"))
+
+
+def test_float32_is_computed_in_float64_and_rounded_once():
+    rng = np.random.default_rng(7)
+    W = torch.tensor(rng.standard_normal((20, 4, 6)), dtype=torch.float32)
+    S = torch.tensor(rng.standard_normal((20, 4, 6)), dtype=torch.float32)
+    got = numerics.gradient(W, S, "H", "mean")
+    assert got.dtype == torch.float32
+    ref = numerics.gradient(W.double().numpy(), S.double().numpy(), "H", "mean")
+    ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    assert np.all(np.abs(got.double().numpy() - ref) <= ulp + 1e-13 * np.abs(ref).max())
+
+
+def test_batch_shapes_broadcast():
+    rng = np.random.default_rng(8)
+    W, S = rng.standard_normal((3, 1, 2, 4)), rng.standard_normal((5, 3, 4))
+    got = numerics.gradient(torch.tensor(W), torch.tensor(S), "J", "true")
+    assert got.shape == (3, 5, 2, 4)
+    for i in range(3):
+        for j in range(5):
+            ref = numerics.gradient(W[i, 0], S[j], "J", "true")
+            assert np.abs(got[i, j].numpy() - ref).max() <= 1e-13 * np.abs(ref).max()
+
+
+def test_tensors_with_derivatives_take_the_general_path():
+    rng = np.random.default_rng(9)
+    W = torch.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    S = torch.tensor(rng.standard_normal((2, 3, 4)))
+    got = numerics.gradient(W, S, "H", "mean")
+    assert got.grad_fn is not None  # differentiable, as before
+    assert not backend._plain_values(W) and backend._plain_values(S)
+    assert not backend._plain_values(np.zeros((2, 3)))
+
+
+def test_exactly_parallel_pair_in_a_batch_still_refuses_the_true_gradient():
+    rng = np.random.default_rng(10)
+    W, S = rng.standard_normal((4, 2, 3)), rng.standard_normal((4, 2, 3))
+    W[2, 1] = S[2, 0]
+    with pytest.raises(ValueError, match="does not exist here"):
+        numerics.gradient(torch.tensor(W), torch.tensor(S), "J", "true")
+    numerics.gradient(torch.tensor(W), torch.tensor(S), "J", "mean")  # the mean field exists
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fast_path_on_the_gpu_keeps_the_device():
+    W, S = _mixed_batch()
+    got = numerics.gradient(torch.tensor(W, device="cuda"), torch.tensor(S, device="cuda"), "H", "true")
+    assert got.device.type == "cuda"
+    ref = _general(torch.tensor(W), torch.tensor(S), "H", "true")
+    assert torch.all((got.cpu() - ref).abs() <= 1e-13 * ref.abs().max())
