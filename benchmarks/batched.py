@@ -5,8 +5,8 @@
 B = 1024 instances, K = K* = d = 10, NumPy on CPU, ``gradient(., ., "H", "mean")`` and ``("L", "mean")``;
 the two are timed on the same inputs, interleaved (batch, loop, batch, loop, ...), medians reported.
 Also, for the record, the same batch as torch tensors on the CPU (``numerics.backend``, float64 and
-float32): instance-gradients per second of its fast path and of its general path side by side (no
-target; the GPU figures come from ``benchmarks/gpu.py``).
+float32): instance-gradients (and, float64, instance-losses) per second of its fast path and of its
+general path side by side (no target; the GPU figures come from ``benchmarks/gpu.py``).
 Writes reports/performance_batched.json and .md.  Never part of the test suite.
 """
 from __future__ import annotations
@@ -50,12 +50,13 @@ def main() -> None:
                      "speedup": ml / mb, "bit_identical": same, "batch_times_s": tb, "loop_times_s": tl})
     loss_rows = _loss_rows(W, Ws, args.repeats)
     torch_rows = _torch_rows(W, Ws, args.repeats)
+    torch_loss_rows = _torch_loss_rows(W, Ws, args.repeats)
     machine = {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
                "python": platform.python_version(), "numpy": np.__version__}
     met = all(r["speedup"] >= TARGET for r in rows)
     result = {"B": B, "K": K, "K_star": KS, "d": D, "repeats": args.repeats, "target_speedup": TARGET,
               "target_met": met, "machine": machine, "results": rows,
-              "loss": loss_rows, "torch_cpu": torch_rows}
+              "loss": loss_rows, "torch_cpu": torch_rows, "torch_cpu_loss": torch_loss_rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "performance_batched.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -76,10 +77,12 @@ def main() -> None:
            f"{'yes' if r['bit_identical'] else 'NO'} |" for r in loss_rows]
     md += ["", "The same batch as torch tensors on the CPU (`numerics.backend`, torch "
            f"{torch_rows[0]['torch']}, {torch_rows[0]['threads']} threads; no target):", "",
-           "| call | dtype | instance-gradients/s | general path (tensors with derivatives) | speed-up |",
+           "| call | dtype | instances/s | general path (tensors with derivatives) | speed-up |",
            "|---|---|---|---|---|"]
     md += [f"| gradient(H, {r['field']}) | {r['dtype']} | {r['instance_gradients_per_s']:.3g} | "
            f"{r['general_path_instance_gradients_per_s']:.3g} | {r['speedup_over_general_path']:.1f}x |" for r in torch_rows]
+    md += [f"| loss({r['part']}) | {r['dtype']} | {r['instance_losses_per_s']:.3g} | "
+           f"{r['general_path_instance_losses_per_s']:.3g} | {r['speedup_over_general_path']:.1f}x |" for r in torch_loss_rows]
     md += ["", f"Target: a speed-up of at least {TARGET:.0f}x per instance. "
            + ("**Met** for both calls." if met else
               "**Not met**: the measured speed-ups are " + ", ".join(f"{r['speedup']:.1f}x" for r in rows) + "."), ""]
@@ -133,6 +136,27 @@ def _torch_rows(W, Ws, repeats: int) -> list:
                          "instance_gradients_per_s": len(W) / statistics.median(tf),
                          "general_path_instance_gradients_per_s": len(W) / statistics.median(tg),
                          "speedup_over_general_path": statistics.median(tg) / statistics.median(tf)})
+    return rows
+
+
+def _torch_loss_rows(W, Ws, repeats: int) -> list:
+    """Instance-losses per second of the batch as float64 CPU tensors: ``numerics.loss`` (fast path) and,
+    interleaved with it, the general path (``backend._loss_general``)."""
+    import torch
+
+    from numerics import backend
+
+    Wt, St = torch.tensor(W), torch.tensor(Ws)
+    xp = backend.namespace(Wt)
+    rows = []
+    for part in ("L", "H"):
+        fast = lambda: numerics.loss(Wt, St, part)  # noqa: E731
+        general = lambda: backend._loss_general(xp, Wt, St, part)  # noqa: E731
+        fast(), general()  # warm-up
+        tf, tg = _interleaved(fast, general, repeats)
+        rows.append({"part": part, "dtype": "float64", "instance_losses_per_s": len(W) / statistics.median(tf),
+                     "general_path_instance_losses_per_s": len(W) / statistics.median(tg),
+                     "speedup_over_general_path": statistics.median(tg) / statistics.median(tf)})
     return rows
 
 

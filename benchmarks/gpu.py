@@ -17,9 +17,11 @@ What it measures, all on one device in one run:
    draws the same Gaussians and does the two matrix products, chunks of the same size;
 4. one run of 10^9 samples (float64, d = 100, K = K* = 10, plain) with the peak device memory,
    if the measured throughput projects it under ``--max-seconds``; its z-scores too;
-5. the batched population gradient on the device (``numerics.gradient`` of tensors,
-   :mod:`numerics.backend`): instance-gradients per second at K = K* = d = 10, float64 and
-   float32, with the largest deviation from the NumPy reference.
+5. the batched population gradient and loss on the device (``numerics.gradient``, ``numerics.loss``
+   of tensors, :mod:`numerics.backend`): instances per second at K = K* = d = 10, float64 and
+   float32, on the fast path and on the general path, with the largest deviation from the NumPy
+   reference; and population gradient descents (``numerics.landscape.descend``) against NumPy on the
+   host's CPU.
 Never part of the test suite.
 """
 from __future__ import annotations
@@ -168,6 +170,26 @@ def population_gradients(dev, B: int, dtype, repeats: int = 5) -> dict:
     return out
 
 
+def population_losses(dev, B: int, dtype, repeats: int = 5) -> dict:
+    """Instance-losses per second of ``numerics.loss(W, W*, "H")`` on ``B`` instances at K = K* = d = 10 on
+    the device (fast path) and of the general path, and the largest relative deviation from the NumPy
+    reference on the first 16 instances."""
+    from numerics import backend
+
+    rng = np.random.default_rng(2025)
+    W, Ws = rng.standard_normal((B, 10, 10)), rng.standard_normal((B, 10, 10))
+    Wt, St = (torch.tensor(a, dtype=dtype, device=dev) for a in (W, Ws))
+    xp = backend.namespace(Wt)
+    got = numerics.loss(Wt, St, "H")
+    ref = np.array([numerics.loss(W[b], Ws[b], "H") for b in range(16)])
+    general = lambda: backend._loss_general(xp, Wt, St, "H")  # noqa: E731
+    general()
+    return {"dtype": str(dtype).replace("torch.", ""), "B": B, "K": 10, "K_star": 10, "d": 10,
+            "max_rel_deviation": float(np.max(np.abs(got[:16].double().cpu().numpy() - ref) / np.abs(ref))),
+            "instance_losses_per_s": B / _timed(lambda: numerics.loss(Wt, St, "H"), dev, repeats),
+            "general_path_instance_losses_per_s": B / _timed(general, dev, repeats)}
+
+
 def landscape_steps(dev, B: int, k: int, steps: int) -> dict:
     """Start-steps per second of ``numerics.landscape.descend`` (B starts, teacher I_k, ``steps`` steps from random
     starts) for each flow: on the device (PyTorch, float64) and in NumPy on this machine's CPU, side by side."""
@@ -226,6 +248,8 @@ def main(argv=None) -> int:
     B = 256 if args.quick else 16384
     res["population_gradients"] = [population_gradients(dev, B, torch.float64), population_gradients(dev, B, torch.float32)]
     print(json.dumps(res["population_gradients"]), flush=True)
+    res["population_losses"] = [population_losses(dev, B, torch.float64), population_losses(dev, B, torch.float32)]
+    print(json.dumps(res["population_losses"]), flush=True)
     res["landscape"] = landscape_steps(dev, 32 if args.quick else 1024, 6 if args.quick else 12, 10 if args.quick else 50)
     print(json.dumps(res["landscape"]), flush=True)
     res["wall_time_s"] = time.perf_counter() - start

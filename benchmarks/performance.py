@@ -353,6 +353,10 @@ def _gpu_lines(out: Path) -> list:
                      f"{'pass' if a[m]['passed'] else '**fail**'}; a rerun with the same seed is "
                      f"{'bit-identical' if a[m]['bit_identical_rerun'] else '**not** bit-identical'} |")
     lines += [_population_gradient_row(g) for g in r.get("population_gradients", [])]
+    lines += [f"| Batched population loss H (`numerics.loss` of tensors), B = {g['B']}, K = K* = d = 10, {g['dtype']} | "
+              f"{g['instance_losses_per_s']:.3g} instance-losses/s (general path {g['general_path_instance_losses_per_s']:.3g}: "
+              f"{g['instance_losses_per_s'] / g['general_path_instance_losses_per_s']:.0f}x); relative deviation from the "
+              f"NumPy reference ≤ {g['max_rel_deviation']:.1e} |" for g in r.get("population_losses", [])]
     if "landscape" in r:
         ls = r["landscape"]
         lines.append(f"| Population gradient descent (`numerics.landscape.descend`), {ls['B']} starts, K = K* = d = "

@@ -29,13 +29,14 @@ angles below ~1e-8 and its power-of-two rescaling of extreme norms; squared row 
 the dtype's normal range.  Memory is ``O(B K (K + K*) d)`` (pair differences; :mod:`numerics.xp_geometry`),
 and ``O(B (K d)^2)`` for Hessians.
 
-Fast path (gradients of torch tensors that carry no derivative, the common case of GPU sweeps): every
-instance whose pairs are all at least ``SWITCH`` from 0 and pi (no series branch, no student matched to a
-teacher, no kink) is evaluated as on NumPy's fast path: cosines from the Gram products, the closed forms
-of the field's own coefficients, two products; in float64 (float32 inputs too, rounded once at the end),
-memory ``O(B K (K + K*))``.  The other instances take the general path.  About 25-40x faster per instance
-at K = K* = d = 10 on a CPU; the values agree with the general path to ~1e-16 relative
-(``tests/test_backend_fast.py``).
+Fast path (gradients and losses of torch tensors that carry no derivative, the common case of GPU
+sweeps): every instance whose pairs are all at least ``SWITCH`` from 0 and pi (no series branch, no
+student matched to a teacher, no kink; for the loss every pair of ``[W; W*]``) is evaluated as on
+NumPy's fast path: cosines from the Gram products, the closed forms (for the true gradient those of its
+own coefficients), two products; in float64 (float32 inputs too, rounded once at the end), memory
+``O(B K (K + K*))``.  The other instances, and tensors with derivatives, take the general path.  The
+values agree with the general path to ~1e-15 relative (``tests/test_backend_fast.py``); the speed-ups
+are measured in ``reports/performance_batched.md`` (CPU) and ``reports/performance.md`` (GPU).
 """
 from __future__ import annotations
 
@@ -233,9 +234,42 @@ def loss(W, W_star, part: str):
     one instance) in the caller's namespace, dtype and device; differentiable."""
     check_part(part)
     xp, W, W_star = _operands(W, W_star)
+    if _plain_values(W) and _plain_values(W_star):
+        return _loss_routed(xp, *_broadcast_batch(xp, W, W_star), part)
+    return _loss_general(xp, W, W_star, part)
+
+
+def _loss_general(xp, W, W_star, part):
+    """The loss by the pair-difference geometry, with the rewrite near the teacher; differentiable."""
     if part == "H":
         return _loss(xp, W, W_star, "L") + _loss(xp, W, W_star, "J")
     return _loss(xp, W, W_star, part)
+
+
+def _loss_routed(xp, W, W_star, part):
+    """The loss of a batch whose instances go through :func:`_loss_fast` where every pair of ``[W; W*]`` is
+    away from the kinks (then no student is near a teacher), else the general path."""
+    batch, (K, d), Ks = W.shape[:-2], W.shape[-2:], W_star.shape[-2]
+    out = _routed(xp, xp.reshape(W, (-1, K, d)), xp.reshape(W_star, (-1, Ks, d)),
+                  lambda w, s, geo: _loss_fast(xp, w, s, part, geo),
+                  lambda w, s: _loss_general(xp, w, s, part), rows=K + Ks)
+    return xp.reshape(out, batch)
+
+
+def _loss_fast(xp, W, W_star, part, geo):
+    """``sum_{p != q} s_p s_q f(|z_p|, |z_q|, theta_pq) / 2 + sum_p c |z_p|^2 / 2`` by the closed form of every
+    pair term, in float64, returned in ``W``'s dtype."""
+    K, Ks = W.shape[-2], W_star.shape[-2]
+    Z, n, keep = geo["Z"], geo["n"], ~geo["self_pair"]
+    signs = xp.concat([xp.ones(K, dtype=Z.dtype, device=_device(Z)), -xp.ones(Ks, dtype=Z.dtype, device=_device(Z))])
+    total = 0.0
+    for p in ("L", "J") if part == "H" else (part,):
+        spec = generated().OBJECTS[("loss", p)]
+        f = _broadcast(xp, _pair_functions(spec["f"], xp)[0](n[:, :, None], n[:, None, :], geo["theta"], geo["sin"],
+                                                           geo["cos"]), geo["cos"].shape, geo["cos"])
+        pairs = xp.where(keep, signs[:, None] * signs[None, :] * f, 0.0)
+        total = total + 0.5 * xp.sum(pairs, axis=(-2, -1)) + 0.5 * spec["self_coef"] * xp.sum(n * n, axis=-1)
+    return xp.astype(total, W.dtype)
 
 
 def _loss(xp, W, W_star, part):
@@ -345,42 +379,49 @@ def _plain_values(x) -> bool:
 
 def _gradient_routed(xp, W, W_star, part, field):
     """The gradient of a batch whose instances go, each, through :func:`_gradient_fast` (every pair away
-    from the kinks; one host check for the whole batch) or else the general path: same object, the
-    same values to rounding (``tests/test_backend_fast.py``)."""
+    from the kinks) or else the general path: same object, the same values to rounding
+    (``tests/test_backend_fast.py``)."""
     batch, (K, d), Ks = W.shape[:-2], W.shape[-2:], W_star.shape[-2]
-    Wf, Sf = xp.reshape(W, (-1, K, d)), xp.reshape(W_star, (-1, Ks, d))
-    geo = _fast_geometry(xp, Wf, Sf)
-    fast = _host(geo["fast"])
-    if all(fast):
-        out = _gradient_fast(xp, Wf, Sf, part, field, geo)
-    elif not any(fast):
-        out = _gradient_general(xp, Wf, Sf, part, field)
-    else:
-        idx = {flag: xp.asarray([i for i, f in enumerate(fast) if f is flag], device=_device(W)) for flag in (True, False)}
-        sub = {flag: (xp.take(Wf, idx[flag], axis=0), xp.take(Sf, idx[flag], axis=0)) for flag in idx}
-        parts = [_gradient_fast(xp, *sub[True], part, field, _fast_geometry(xp, *sub[True])),
-                 _gradient_general(xp, *sub[False], part, field)]
-        order = xp.argsort(xp.concat([idx[True], idx[False]]))  # back to the instances' own order
-        out = xp.take(xp.concat(parts, axis=0), order, axis=0)
+    out = _routed(xp, xp.reshape(W, (-1, K, d)), xp.reshape(W_star, (-1, Ks, d)),
+                  lambda w, s, geo: _gradient_fast(xp, w, s, part, field, geo),
+                  lambda w, s: _gradient_general(xp, w, s, part, field))
     return xp.reshape(out, batch + (K, d))
 
 
-def _fast_geometry(xp, W, W_star) -> dict:
-    """Norms, cosines, angles and sines of the stacked instances ``W (N, K, d)``, ``W_star (N, K*, d)``
-    against ``Z = [W; W*]``, in float64, from the Gram products (the self pairs at a right angle), and
-    ``fast (N,)``: whether every other pair's ``|cos|`` is at most ``cos(SWITCH)``."""
-    K = W.shape[-2]
+def _fast_geometry(xp, W, W_star, rows: int | None = None) -> dict:
+    """Norms, cosines, angles and sines of the pairs of the first ``rows`` rows (default: the rows of ``W``)
+    of ``Z = [W; W*]`` against all of ``Z``, for stacked instances ``W (N, K, d)``, ``W_star (N, K*, d)``, in
+    float64, from the Gram products (the self pairs at a right angle), and ``fast (N,)``: whether every
+    other pair's ``|cos|`` is at most ``cos(SWITCH)``."""
+    rows = W.shape[-2] if rows is None else rows
     Z = xp.astype(xp.concat([W, W_star], axis=-2), xp.float64)
     n = xp.sqrt(xp.sum(Z * Z, axis=-1))
-    c = (Z[:, :K, :] @ xp.matrix_transpose(Z)) / (n[:, :K, None] * n[:, None, :])
+    c = (Z[:, :rows, :] @ xp.matrix_transpose(Z)) / (n[:, :rows, None] * n[:, None, :])
     c = xp.clip(c, -1.0, 1.0)
     M = Z.shape[-2]
-    self_pair = xp.concat([xp.eye(K, dtype=xp.bool, device=_device(Z)),
-                           xp.zeros((K, M - K), dtype=xp.bool, device=_device(Z))], axis=-1)
+    self_pair = xp.concat([xp.eye(rows, dtype=xp.bool, device=_device(Z)),
+                           xp.zeros((rows, M - rows), dtype=xp.bool, device=_device(Z))], axis=-1)
     c = xp.where(self_pair, 0.0, c)
     fast = xp.all(xp.abs(c) <= _FAST_COS, axis=(-2, -1))
     sin = xp.sqrt((1.0 - c) * (1.0 + c))
     return {"Z": Z, "n": n, "cos": c, "sin": sin, "theta": xp.atan2(sin, c), "self_pair": self_pair, "fast": fast}
+
+
+def _routed(xp, W, W_star, fast_fn, general_fn, rows: int | None = None):
+    """``fast_fn(W, W*, geometry)`` on the instances of the stacks ``W (N, K, d)``, ``W_star (N, K*, d)`` whose
+    pairs are all away from the kinks (one host check for the batch), ``general_fn(W, W*)`` on the others,
+    the results put back in the instances' order."""
+    geo = _fast_geometry(xp, W, W_star, rows)
+    fast = _host(geo["fast"])
+    if all(fast):
+        return fast_fn(W, W_star, geo)
+    if not any(fast):
+        return general_fn(W, W_star)
+    idx = {flag: xp.asarray([i for i, f in enumerate(fast) if f is flag], device=_device(W)) for flag in (True, False)}
+    sub = {flag: (xp.take(W, idx[flag], axis=0), xp.take(W_star, idx[flag], axis=0)) for flag in idx}
+    parts = [fast_fn(*sub[True], _fast_geometry(xp, *sub[True], rows)), general_fn(*sub[False])]
+    order = xp.argsort(xp.concat([idx[True], idx[False]]))  # back to the instances' own order
+    return xp.take(xp.concat(parts, axis=0), order, axis=0)
 
 
 def _gradient_fast(xp, W, W_star, part, field, geo):

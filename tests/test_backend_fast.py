@@ -1,14 +1,15 @@
-"""The fast path of the population gradient on PyTorch tensors (numerics.backend._gradient_routed).
+"""The fast path of the population gradient and loss on PyTorch tensors (numerics.backend._routed).
 
-Object: the gradient fields of the population loss (mean field and true gradient), not per-sample
-autograd gradients.  Tensors that carry no derivative go, instance by instance, through the closed
+Objects: the gradient fields of the population loss (mean field and true gradient), not per-sample
+autograd gradients, and the population losses.  Tensors that carry no derivative go, instance by instance, through the closed
 forms on Gram cosines when every pair is at least SWITCH from 0 and pi, and through the general
 pair-difference path otherwise.  Both evaluate the same object; these tests check that they agree,
 that the routing is right, and that dtype, batch shape and errors are kept.
 
 Tolerances: where both paths take the closed forms, they differ only through the rounding of the
 angles (the Gram cosine against the half-angle formula, a few ulps at angles >= SWITCH, amplified by
-at most ~1/SWITCH in the coefficients): 1e-13 of the instance's largest entry.  float32 inputs are
+at most ~1/SWITCH in the coefficients): 1e-13 of the instance's largest entry; losses, 1e-13 of the
+instance's sum of squared row norms (the scale of every pair term).  float32 inputs are
 computed in float64 and rounded once: within one float32 ulp of the float64 result per entry.
 """
 from __future__ import annotations
@@ -137,3 +138,61 @@ def test_fast_path_on_the_gpu_keeps_the_device():
     assert got.device.type == "cuda"
     ref = _general(torch.tensor(W), torch.tensor(S), "H", "true")
     assert torch.all((got.cpu() - ref).abs() <= 1e-13 * ref.abs().max())
+    loss = numerics.loss(torch.tensor(W, device="cuda"), torch.tensor(S, device="cuda"), "H")
+    assert loss.device.type == "cuda"
+    np_ref = np.array([numerics.loss(W[b], S[b], "H") for b in range(len(W))])
+    assert np.all(np.abs(loss.cpu().numpy() - np_ref) <= 1e-13 * _loss_scale(W, S))
+
+
+def _loss_scale(W, S):
+    return (np.sum(W * W, axis=(-2, -1)) + np.sum(S * S, axis=(-2, -1)))
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_routed_loss_equals_general_path_and_numpy_on_a_mixed_batch(part):
+    W, S = _mixed_batch()
+    Wt, St = torch.tensor(W), torch.tensor(S)
+    got = numerics.loss(Wt, St, part)
+    ref = backend._loss_general(backend.namespace(Wt), Wt, St, part)
+    assert got.shape == (len(W),) and got.dtype == torch.float64
+    scale = _loss_scale(W, S)
+    assert np.all(np.abs(got.numpy() - ref.numpy()) <= 1e-13 * scale)
+    np_ref = np.array([numerics.loss(W[b], S[b], part) for b in range(len(W))])
+    assert np.all(np.abs(got.numpy() - np_ref) <= 1e-13 * scale)
+
+
+def test_loss_routing_looks_at_every_pair_of_rows():
+    """For the loss every pair of [W; W*] counts: two teachers within SWITCH send the instance to the general
+    path, which the gradient's routing (students against all rows) does not look at."""
+    rng = np.random.default_rng(11)
+    W, S = rng.standard_normal((2, 2, 5)), rng.standard_normal((2, 2, 5))
+    u = S[0, 0] / np.linalg.norm(S[0, 0])
+    S[0, 1] = 0.7 * _rotate_towards(u, rng.standard_normal(5), 0.02)
+    xp = backend.namespace(torch.tensor(W))
+    by_rows = backend._fast_geometry(xp, torch.tensor(W), torch.tensor(S), rows=4)["fast"].tolist()
+    by_students = backend._fast_geometry(xp, torch.tensor(W), torch.tensor(S))["fast"].tolist()
+    assert by_rows == [False, True] and by_students == [True, True]
+    got = numerics.loss(torch.tensor(W), torch.tensor(S), "H").numpy()
+    ref = np.array([numerics.loss(W[b], S[b], "H") for b in range(2)])
+    assert np.all(np.abs(got - ref) <= 1e-13 * _loss_scale(W, S))
+
+
+def test_loss_of_float32_and_of_one_instance():
+    rng = np.random.default_rng(12)
+    W, S = rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
+    one = numerics.loss(torch.tensor(W), torch.tensor(S), "J")
+    assert one.shape == () and abs(float(one) - numerics.loss(W, S, "J")) <= 1e-13 * _loss_scale(W, S)
+    W32, S32 = torch.tensor(W, dtype=torch.float32), torch.tensor(S, dtype=torch.float32)
+    got = numerics.loss(W32, S32, "H")
+    ref = numerics.loss(W32.double().numpy(), S32.double().numpy(), "H")
+    assert got.dtype == torch.float32
+    assert abs(float(got) - ref) <= float(np.spacing(np.float32(abs(ref)))) + 1e-13 * _loss_scale(W, S)
+
+
+def test_loss_of_tensors_with_derivatives_stays_differentiable():
+    rng = np.random.default_rng(13)
+    W = torch.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    S = torch.tensor(rng.standard_normal((2, 3)))
+    (g,) = torch.autograd.grad(numerics.loss(W, S, "L"), W)
+    ref = numerics.gradient(W.detach().numpy(), S.numpy(), "L", "true")
+    assert np.abs(g.numpy() - ref).max() <= 1e-12 * np.abs(ref).max()
