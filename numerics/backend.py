@@ -360,21 +360,25 @@ def _gradient_general(xp, W, W_star, part, field):
 
 
 # ----------------------------------------------------------------------------- gradient, fast path
-# cosines of the instances whose every pair but the self pairs is at least SWITCH from 0 and pi, with
+# |cos| bound of the instances whose every pair but the self pairs is at least SWITCH from 0 and pi, with
 # room: there the closed forms are accurate (numerics.compile), no student is matched to a teacher and
-# no pair is at a kink, so the gradient is the closed forms and two products, as on NumPy's fast path
+# no pair is at a kink, so the gradient is the closed forms and two products (the loss the closed pair
+# terms), as on NumPy's fast path
 _FAST_COS = math.cos(SWITCH) - 1e-9
 
 
 def _plain_values(x) -> bool:
-    """Whether ``x`` is a torch tensor that carries no derivative: no ``requires_grad`` and not a
-    ``torch.func`` transform's wrapper (its values are read to route the instances, which such a
-    wrapper does not allow).  Other namespaces take the general path."""
+    """Whether ``x`` is a torch tensor that carries no derivative for reverse-mode autograd: no
+    ``requires_grad`` and not a ``torch.func`` transform's wrapper.  Those keep the general path, whose
+    derivatives of every order are tested; the fast path is made of differentiable operations too, so a
+    forward-mode dual tensor (``torch.autograd.forward_ad``) gets its tangent through it.  Other
+    namespaces take the general path."""
     if type(x).__module__.split(".")[0] != "torch":
         return False
     import torch
 
-    return not x.requires_grad and not torch._C._functorch.is_functorch_wrapped_tensor(x)
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return not x.requires_grad and wrapped is not None and not wrapped(x)
 
 
 def _gradient_routed(xp, W, W_star, part, field):
@@ -419,7 +423,9 @@ def _routed(xp, W, W_star, fast_fn, general_fn, rows: int | None = None):
         return general_fn(W, W_star)
     idx = {flag: xp.asarray([i for i, f in enumerate(fast) if f is flag], device=_device(W)) for flag in (True, False)}
     sub = {flag: (xp.take(W, idx[flag], axis=0), xp.take(W_star, idx[flag], axis=0)) for flag in idx}
-    parts = [fast_fn(*sub[True], _fast_geometry(xp, *sub[True], rows)), general_fn(*sub[False])]
+    # the fast instances' geometry: their entries of the batch's (self_pair is the same for every instance)
+    geo_fast = {key: value if key == "self_pair" else xp.take(value, idx[True], axis=0) for key, value in geo.items()}
+    parts = [fast_fn(*sub[True], geo_fast), general_fn(*sub[False])]
     order = xp.argsort(xp.concat([idx[True], idx[False]]))  # back to the instances' own order
     return xp.take(xp.concat(parts, axis=0), order, axis=0)
 
@@ -433,7 +439,7 @@ def _gradient_fast(xp, W, W_star, part, field, geo):
     Z, n, keep = geo["Z"], geo["n"], ~geo["self_pair"]
     signs = xp.concat([xp.ones(K, dtype=Z.dtype, device=_device(Z)), -xp.ones(Ks, dtype=Z.dtype, device=_device(Z))])
     na, nb = n[:, :K, None], n[:, None, :]
-    diag = 0.0
+    diag = 0.0 * n[:, :K]  # h + sum_q s_q alpha_jq / |w_j|, row by row
     coef = None
     for p in ("L", "J") if part == "H" else (part,):
         spec = generated().OBJECTS[("field", p, field)]
@@ -448,7 +454,7 @@ def _gradient_fast(xp, W, W_star, part, field, geo):
                 diag = diag + xp.sum(value, axis=-1) / n[:, :K]
             else:
                 coef = value if coef is None else coef + value
-    out = diag[..., None] * Z[:, :K, :] if hasattr(diag, "shape") else diag * Z[:, :K, :]
+    out = diag[..., None] * Z[:, :K, :]
     if coef is not None:
         out = out + (coef / nb) @ Z
     return xp.astype(out, W.dtype)

@@ -196,3 +196,30 @@ def test_loss_of_tensors_with_derivatives_stays_differentiable():
     (g,) = torch.autograd.grad(numerics.loss(W, S, "L"), W)
     ref = numerics.gradient(W.detach().numpy(), S.numpy(), "L", "true")
     assert np.abs(g.numpy() - ref).max() <= 1e-12 * np.abs(ref).max()
+
+
+def test_two_dimensional_inputs():
+    """In d = 2 the general path has its own plane directions; the fast path needs none."""
+    rng = np.random.default_rng(14)
+    W, S = rng.standard_normal((30, 3, 2)), rng.standard_normal((30, 2, 2))
+    for part in PARTS:
+        for field in FIELDS:
+            got = numerics.gradient(torch.tensor(W), torch.tensor(S), part, field).numpy()
+            for b in range(len(W)):
+                ref = numerics.gradient(W[b], S[b], part, field)
+                assert np.abs(got[b] - ref).max() <= 1e-13 * np.abs(ref).max(), (part, field, b)
+
+
+def test_forward_mode_tangents_pass_through_the_fast_path():
+    """A dual tensor is plain for reverse mode; its tangent through the fast loss is the directional
+    derivative, the true gradient against the tangent."""
+    from torch.autograd import forward_ad
+
+    rng = np.random.default_rng(15)
+    W, S, T = rng.standard_normal((3, 5)), rng.standard_normal((2, 5)), rng.standard_normal((3, 5))
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(torch.tensor(W), torch.tensor(T))
+        assert backend._plain_values(dual)
+        tangent = forward_ad.unpack_dual(numerics.loss(dual, torch.tensor(S), "H")).tangent
+    expected = float(np.sum(numerics.gradient(W, S, "H", "true") * T))
+    assert abs(float(tangent) - expected) <= 1e-12 * np.abs(numerics.gradient(W, S, "H", "true")).sum() * np.abs(T).max()
