@@ -19,6 +19,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import numerics
 from numerics import backend
@@ -223,3 +225,31 @@ def test_forward_mode_tangents_pass_through_the_fast_path():
         tangent = forward_ad.unpack_dual(numerics.loss(dual, torch.tensor(S), "H")).tangent
     expected = float(np.sum(numerics.gradient(W, S, "H", "true") * T))
     assert abs(float(tangent) - expected) <= 1e-12 * np.abs(numerics.gradient(W, S, "H", "true")).sum() * np.abs(T).max()
+
+
+@given(seed=st.integers(0, 2**32 - 1), K=st.integers(1, 4), Ks=st.integers(1, 4), d=st.integers(2, 6),
+       angle=st.floats(0.0, 0.3), flip=st.booleans())
+def test_property_routed_equals_general_path(seed, K, Ks, d, angle, flip):
+    """Random batches of 6 whose first instance has its first student at ``angle`` from (or, ``flip``, from
+    pi to) its first teacher: below SWITCH the general path, above it the fast path; the gradient (H, true
+    and mean) and the loss agree with the general path either way.  Tolerance 1e-11: right above SWITCH
+    the closed forms are conditioned up to ~1/SWITCH^4 (numerics.compile: ~2e-12 relative), with room."""
+    rng = np.random.default_rng(seed)
+    W, S = rng.standard_normal((6, K, d)), rng.standard_normal((6, Ks, d))
+    u = S[0, 0] / np.linalg.norm(S[0, 0])
+    W[0, 0] = (-1 if flip else 1) * rng.uniform(0.5, 2.0) * _rotate_towards(u, rng.standard_normal(d), angle)
+    Wt, St = torch.tensor(W), torch.tensor(S)
+    xp = backend.namespace(Wt)
+    for field in FIELDS:
+        try:
+            ref = backend._gradient_general(xp, Wt, St, "H", field)
+        except ValueError:  # an exactly parallel pair (angle 0): the true gradient does not exist
+            with pytest.raises(ValueError):
+                numerics.gradient(Wt, St, "H", field)
+            continue
+        got = numerics.gradient(Wt, St, "H", field)
+        scale = ref.abs().amax(dim=(-2, -1), keepdim=True)
+        assert torch.all((got - ref).abs() <= 1e-11 * scale)
+    got = numerics.loss(Wt, St, "H").numpy()
+    ref = backend._loss_general(xp, Wt, St, "H").numpy()
+    assert np.all(np.abs(got - ref) <= 1e-11 * _loss_scale(W, S))
