@@ -46,7 +46,7 @@ import types
 from functools import lru_cache
 
 from . import xp_geometry
-from .compile import SWITCH, generated, pair_function
+from .compile import SWITCH, SWITCH_COS, generated, pair_function
 from .validation import GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, is_backend_array
 
 
@@ -188,6 +188,18 @@ def _device(x):
     return array_api_compat.device(x)
 
 
+def _signs(xp, K: int, Ks: int, like):
+    """``s_q`` of the rows of ``Z = [W; W*]``: ``+1`` for the ``K`` students, ``-1`` for the ``Ks`` teachers."""
+    return xp.concat([xp.ones(K, dtype=like.dtype, device=_device(like)),
+                      -xp.ones(Ks, dtype=like.dtype, device=_device(like))])
+
+
+def _self_pairs(xp, rows: int, M: int, like):
+    """``(rows, M)`` booleans, true at ``[i, i]``: row ``i`` of ``Z = [W; W*]`` with itself."""
+    return xp.concat([xp.eye(rows, dtype=xp.bool, device=_device(like)),
+                      xp.zeros((rows, M - rows), dtype=xp.bool, device=_device(like))], axis=-1)
+
+
 # ----------------------------------------------------------------------------- matching near the teacher
 def _matched(xp, theta_st, norms_w, norms_s) -> list:
     """``[(batch index, j, t)]``: per instance, the greedy one-to-one matching of students to teachers
@@ -261,7 +273,7 @@ def _loss_fast(xp, W, W_star, part, geo):
     pair term, in float64, returned in ``W``'s dtype."""
     K, Ks = W.shape[-2], W_star.shape[-2]
     Z, n, keep = geo["Z"], geo["n"], ~geo["self_pair"]
-    signs = xp.concat([xp.ones(K, dtype=Z.dtype, device=_device(Z)), -xp.ones(Ks, dtype=Z.dtype, device=_device(Z))])
+    signs = _signs(xp, K, Ks, Z)
     total = 0.0
     for p in ("L", "J") if part == "H" else (part,):
         spec = generated().OBJECTS[("loss", p)]
@@ -278,7 +290,7 @@ def _loss(xp, W, W_star, part):
     K, Ks = W.shape[-2], W_star.shape[-2]
     Z = xp.concat([W, W_star], axis=-2)
     geo = xp_geometry.pairs(xp, Z, Z)
-    signs = xp.concat([xp.ones(K, dtype=Z.dtype, device=_device(Z)), -xp.ones(Ks, dtype=Z.dtype, device=_device(Z))])
+    signs = _signs(xp, K, Ks, Z)
     terms = 0.5 * signs[:, None] * signs[None, :] * _values(xp, spec["f"], geo.na, geo.nb, geo)
     n = geo.na[..., 0]
     eye = xp.eye(K + Ks, dtype=xp.bool, device=_device(Z))
@@ -360,11 +372,10 @@ def _gradient_general(xp, W, W_star, part, field):
 
 
 # ----------------------------------------------------------------------------- gradient, fast path
-# |cos| bound of the instances whose every pair but the self pairs is at least SWITCH from 0 and pi, with
-# room: there the closed forms are accurate (numerics.compile), no student is matched to a teacher and
-# no pair is at a kink, so the gradient is the closed forms and two products (the loss the closed pair
-# terms), as on NumPy's fast path
-_FAST_COS = math.cos(SWITCH) - 1e-9
+# An instance whose every pair but the self pairs has |cos| <= SWITCH_COS is away from the kinks: there the
+# closed forms are accurate (numerics.compile), no student is matched to a teacher and no pair is at a
+# kink, so the gradient is the closed forms and two products (the loss the closed pair terms), as on
+# NumPy's fast path.
 
 
 def _plain_values(x) -> bool:
@@ -396,17 +407,15 @@ def _fast_geometry(xp, W, W_star, rows: int | None = None) -> dict:
     """Norms, cosines, angles and sines of the pairs of the first ``rows`` rows (default: the rows of ``W``)
     of ``Z = [W; W*]`` against all of ``Z``, for stacked instances ``W (N, K, d)``, ``W_star (N, K*, d)``, in
     float64, from the Gram products (the self pairs at a right angle), and ``fast (N,)``: whether every
-    other pair's ``|cos|`` is at most ``cos(SWITCH)``."""
+    other pair's ``|cos|`` is at most :data:`numerics.compile.SWITCH_COS`."""
     rows = W.shape[-2] if rows is None else rows
     Z = xp.astype(xp.concat([W, W_star], axis=-2), xp.float64)
     n = xp.sqrt(xp.sum(Z * Z, axis=-1))
     c = (Z[:, :rows, :] @ xp.matrix_transpose(Z)) / (n[:, :rows, None] * n[:, None, :])
     c = xp.clip(c, -1.0, 1.0)
-    M = Z.shape[-2]
-    self_pair = xp.concat([xp.eye(rows, dtype=xp.bool, device=_device(Z)),
-                           xp.zeros((rows, M - rows), dtype=xp.bool, device=_device(Z))], axis=-1)
+    self_pair = _self_pairs(xp, rows, Z.shape[-2], Z)
     c = xp.where(self_pair, 0.0, c)
-    fast = xp.all(xp.abs(c) <= _FAST_COS, axis=(-2, -1))
+    fast = xp.all(xp.abs(c) <= SWITCH_COS, axis=(-2, -1))
     sin = xp.sqrt((1.0 - c) * (1.0 + c))
     return {"Z": Z, "n": n, "cos": c, "sin": sin, "theta": xp.atan2(sin, c), "self_pair": self_pair, "fast": fast}
 
@@ -437,7 +446,7 @@ def _gradient_fast(xp, W, W_star, part, field, geo):
     and returned in ``W``'s dtype."""
     K, Ks = W.shape[-2], W_star.shape[-2]
     Z, n, keep = geo["Z"], geo["n"], ~geo["self_pair"]
-    signs = xp.concat([xp.ones(K, dtype=Z.dtype, device=_device(Z)), -xp.ones(Ks, dtype=Z.dtype, device=_device(Z))])
+    signs = _signs(xp, K, Ks, Z)
     na, nb = n[:, :K, None], n[:, None, :]
     diag = 0.0 * n[:, :K]  # h + sum_q s_q alpha_jq / |w_j|, row by row
     coef = None
@@ -466,9 +475,8 @@ def _gradient(xp, W, W_star, part, field, asked):
     K, Ks = W.shape[-2], W_star.shape[-2]
     Z = xp.concat([W, W_star], axis=-2)
     geo = xp_geometry.pairs(xp, W, Z)
-    signs = xp.concat([xp.ones(K, dtype=Z.dtype, device=_device(Z)), -xp.ones(Ks, dtype=Z.dtype, device=_device(Z))])
-    self_pair = xp.concat([xp.eye(K, dtype=xp.bool, device=_device(Z)),
-                           xp.zeros((K, Ks), dtype=xp.bool, device=_device(Z))], axis=-1)
+    signs = _signs(xp, K, Ks, Z)
+    self_pair = _self_pairs(xp, K, K + Ks, Z)
     if spec["twin"] is not None:
         _refuse_kinks(xp, geo, self_pair, f"true gradient of {'H (its J part)' if asked == 'H' else part}")
     safe = _without_self_pairs(xp, geo, self_pair)
@@ -548,8 +556,8 @@ def _hessian(xp, W, W_star, part, field, asked):
     Z = xp.concat([W, W_star], axis=-2)
     geo = xp_geometry.pairs(xp, W, Z)
     dev = _device(Z)
-    signs = xp.concat([xp.ones(K, dtype=Z.dtype, device=dev), -xp.ones(Ks, dtype=Z.dtype, device=dev)])
-    self_pair = xp.concat([xp.eye(K, dtype=xp.bool, device=dev), xp.zeros((K, Ks), dtype=xp.bool, device=dev)], axis=-1)
+    signs = _signs(xp, K, Ks, Z)
+    self_pair = _self_pairs(xp, K, K + Ks, Z)
     what = {"true": f"true Hessian of {asked}", "mean": f"Jacobian of the mean field of {asked}",
             "autograd": f"expected autograd Hessian of {asked}"}[field]
     safe = _without_self_pairs(xp, geo, self_pair)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from . import population
-from .compile import SWITCH
+from .compile import SWITCH, SWITCH_COS
 from .exact_sum import fsum_rows
 from .geometry import NEAR, _angles, geometry_from_cosines_unrefined
 from .validation import _SAFE_SQUARED_NORMS, BatchPlan
@@ -243,10 +243,9 @@ def _stackable(x, rows: int, d: int):
 
 
 # cos above _THETA_CHECK_ABOVE or below _PSI_CHECK_BELOW: theta (resp. psi = pi - theta) is computed to
-# compare it with SWITCH; elsewhere both are at least SWITCH + 1e-8 in exact arithmetic (d angle / d cos
-# = -1/sin, at most ~10 there), far beyond the ~1e-16 rounding of the computed angle
-_THETA_CHECK_ABOVE = math.cos(SWITCH) - 1e-9
-_PSI_CHECK_BELOW = -math.cos(SWITCH) + 1e-9
+# compare it with SWITCH; elsewhere both are far enough from it (numerics.compile.SWITCH_COS)
+_THETA_CHECK_ABOVE = SWITCH_COS
+_PSI_CHECK_BELOW = -SWITCH_COS
 
 
 def _gradient_stacked(W, W_star, part, field, n2w, n2s, out) -> np.ndarray:

@@ -31,12 +31,17 @@ expression the same way at run time.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
 SWITCH = 0.1
+# A pair whose |cos| is at most SWITCH_COS is at least SWITCH from 0 and from pi, with room: in exact
+# arithmetic by ~1e-8 rad (d angle / d cos = -1/sin, at most ~10 there), far beyond the ~1e-16 rounding
+# of a computed angle.  Fast paths use it to skip the angle checks (numerics.batched, numerics.backend).
+SWITCH_COS = math.cos(SWITCH) - 1e-9
 
 
 @dataclass(frozen=True)
