@@ -127,15 +127,11 @@ def _torch_rows(W, Ws, repeats: int) -> list:
         Wt, St = torch.tensor(W, dtype=dtype), torch.tensor(Ws, dtype=dtype)
         xp = backend.namespace(Wt)
         for field in ("mean", "true"):
-            fast = lambda: numerics.gradient(Wt, St, "H", field)  # noqa: E731
-            general = lambda: backend._gradient_general(xp, Wt, St, "H", field)  # noqa: E731
-            fast(), general()  # warm-up
-            tf, tg = _interleaved(fast, general, repeats)
+            rates = _fast_and_general(lambda: numerics.gradient(Wt, St, "H", field),
+                                      lambda: backend._gradient_general(xp, Wt, St, "H", field),
+                                      len(W), repeats, "gradients")
             rows.append({"field": field, "dtype": str(dtype).replace("torch.", ""), "torch": torch.__version__,
-                         "threads": torch.get_num_threads(),
-                         "instance_gradients_per_s": len(W) / statistics.median(tf),
-                         "general_path_instance_gradients_per_s": len(W) / statistics.median(tg),
-                         "speedup_over_general_path": statistics.median(tg) / statistics.median(tf)})
+                         "threads": torch.get_num_threads(), **rates})
     return rows
 
 
@@ -148,16 +144,18 @@ def _torch_loss_rows(W, Ws, repeats: int) -> list:
 
     Wt, St = torch.tensor(W), torch.tensor(Ws)
     xp = backend.namespace(Wt)
-    rows = []
-    for part in ("L", "H"):
-        fast = lambda: numerics.loss(Wt, St, part)  # noqa: E731
-        general = lambda: backend._loss_general(xp, Wt, St, part)  # noqa: E731
-        fast(), general()  # warm-up
-        tf, tg = _interleaved(fast, general, repeats)
-        rows.append({"part": part, "dtype": "float64", "instance_losses_per_s": len(W) / statistics.median(tf),
-                     "general_path_instance_losses_per_s": len(W) / statistics.median(tg),
-                     "speedup_over_general_path": statistics.median(tg) / statistics.median(tf)})
-    return rows
+    return [{"part": part, "dtype": "float64",
+             **_fast_and_general(lambda: numerics.loss(Wt, St, part), lambda: backend._loss_general(xp, Wt, St, part),
+                                 len(W), repeats, "losses")} for part in ("L", "H")]
+
+
+def _fast_and_general(fast, general, n: int, repeats: int, unit: str) -> dict:
+    """Instances per second of the fast and the general path (warmed up, interleaved, medians) and the speed-up."""
+    fast(), general()
+    tf, tg = _interleaved(fast, general, repeats)
+    mf, mg = statistics.median(tf), statistics.median(tg)
+    return {f"instance_{unit}_per_s": n / mf, f"general_path_instance_{unit}_per_s": n / mg,
+            "speedup_over_general_path": mg / mf}
 
 
 if __name__ == "__main__":
