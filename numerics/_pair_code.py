@@ -663,6 +663,104 @@ def arc_3_pp_f__closed_sc(n_a, n_b, theta, S, C):
     return (1/2)*n_a**3*n_b**3*(11*C**2*S + 4*S - theta*x0 - theta*x1 + pi*x0 + pi*x1)/pi
 
 
+def fast_field_H_true_alpha__closed(n_a, n_b, theta):
+    return (2*cos(theta)**2 - 1)/sin(theta)
+
+
+def fast_field_H_true_alpha__near_zero(n_a, n_b, theta):
+    return (118526399/5335311421440000)*theta**15 + (8179/37362124800)*theta**13 + (131567/59439744000)*theta**11 + (379/23950080)*theta**9 + (367/604800)*theta**7 - 221/15120*theta**5 + (127/360)*theta**3 - 11/6*theta + theta**(-1.0)
+
+
+def fast_field_H_true_alpha__near_pi(n_a, n_b, psi):
+    return (118526399/5335311421440000)*psi**15 + (8179/37362124800)*psi**13 + (131567/59439744000)*psi**11 + (379/23950080)*psi**9 + (367/604800)*psi**7 - 221/15120*psi**5 + (127/360)*psi**3 - 11/6*psi + psi**(-1.0)
+
+
+def fast_field_H_true_alpha__closed_sc(n_a, n_b, theta, S, C):
+    return (2*C**2 - 1)/S
+
+
+def fast_field_H_true_beta__closed(n_a, n_b, theta):
+    return -theta + pi + (1/2)/tan(theta)
+
+
+def fast_field_H_true_beta__near_zero(n_a, n_b, theta):
+    return -3617/325641566250*theta**15 - 2/18243225*theta**13 - 691/638512875*theta**11 - 1/93555*theta**9 - 1/9450*theta**7 - 1/945*theta**5 - 1/90*theta**3 - 7/6*theta + pi + (1/2)/theta
+
+
+def fast_field_H_true_beta__near_pi(n_a, n_b, psi):
+    return (3617/325641566250)*psi**15 + (2/18243225)*psi**13 + (691/638512875)*psi**11 + (1/93555)*psi**9 + (1/9450)*psi**7 + (1/945)*psi**5 + (1/90)*psi**3 + (7/6)*psi - (1/2)/psi
+
+
+def fast_field_H_true_beta__closed_sc(n_a, n_b, theta, S, C):
+    return (1/2)*C/S - theta + pi
+
+
+def fast_field_J_true_alpha__closed(n_a, n_b, theta):
+    return cos(theta)**2/sin(theta)
+
+
+def fast_field_J_true_alpha__near_zero(n_a, n_b, theta):
+    return (118522319/5335311421440000)*theta**15 + (1637/7472424960)*theta**13 + (1430857/653837184000)*theta**11 + (89/4790016)*theta**9 + (247/604800)*theta**7 - 19/3024*theta**5 + (67/360)*theta**3 - 5/6*theta + theta**(-1.0)
+
+
+def fast_field_J_true_alpha__near_pi(n_a, n_b, psi):
+    return (118522319/5335311421440000)*psi**15 + (1637/7472424960)*psi**13 + (1430857/653837184000)*psi**11 + (89/4790016)*psi**9 + (247/604800)*psi**7 - 19/3024*psi**5 + (67/360)*psi**3 - 5/6*psi + psi**(-1.0)
+
+
+def fast_field_J_true_alpha__closed_sc(n_a, n_b, theta, S, C):
+    return C**2/S
+
+
+def fast_field_J_true_beta__closed(n_a, n_b, theta):
+    return -theta + pi + tan(theta)**(-1.0)
+
+
+def fast_field_J_true_beta__near_zero(n_a, n_b, theta):
+    return -3617/162820783125*theta**15 - 4/18243225*theta**13 - 1382/638512875*theta**11 - 2/93555*theta**9 - 1/4725*theta**7 - 2/945*theta**5 - 1/45*theta**3 - 4/3*theta + pi + theta**(-1.0)
+
+
+def fast_field_J_true_beta__near_pi(n_a, n_b, psi):
+    return (3617/162820783125)*psi**15 + (4/18243225)*psi**13 + (1382/638512875)*psi**11 + (2/93555)*psi**9 + (1/4725)*psi**7 + (2/945)*psi**5 + (1/45)*psi**3 + (4/3)*psi - 1/psi
+
+
+def fast_field_J_true_beta__closed_sc(n_a, n_b, theta, S, C):
+    return C/S - theta + pi
+
+
+def fast_field_L_mean_alpha__closed(n_a, n_b, theta):
+    return sin(theta)
+
+
+def fast_field_L_mean_alpha__near_zero(n_a, n_b, theta):
+    x0 = theta**2
+    return theta*(x0*(x0*(x0*(x0*(x0*(x0*(1/6227020800 - 1/1307674368000*x0) - 1/39916800) + 1/362880) - 1/5040) + 1/120) - 1/6) + 1)
+
+
+def fast_field_L_mean_alpha__near_pi(n_a, n_b, psi):
+    x0 = psi**2
+    return psi*(x0*(x0*(x0*(x0*(x0*(x0*(1/6227020800 - 1/1307674368000*x0) - 1/39916800) + 1/362880) - 1/5040) + 1/120) - 1/6) + 1)
+
+
+def fast_field_L_mean_alpha__closed_sc(n_a, n_b, theta, S, C):
+    return S
+
+
+def fast_field_L_mean_beta__closed(n_a, n_b, theta):
+    return pi - theta
+
+
+def fast_field_L_mean_beta__near_zero(n_a, n_b, theta):
+    return pi - theta
+
+
+def fast_field_L_mean_beta__near_pi(n_a, n_b, psi):
+    return psi
+
+
+def fast_field_L_mean_beta__closed_sc(n_a, n_b, theta, S, C):
+    return pi - theta
+
+
 def field_J_true_alpha__closed(n_a, n_b, theta):
     return -1/2*n_b*cos(theta)**2/(pi*sin(theta))
 
@@ -1668,6 +1766,72 @@ PAIRS = {
         'vanishes_at_pi': True,
         'is_zero': False,
     },
+    'fast_field_H_true_alpha': {
+        'closed': fast_field_H_true_alpha__closed,
+        'near_zero': fast_field_H_true_alpha__near_zero,
+        'near_pi': fast_field_H_true_alpha__near_pi,
+        'closed_sc': fast_field_H_true_alpha__closed_sc,
+        'finite_at_zero': False,
+        'finite_at_pi': False,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'fast_field_H_true_beta': {
+        'closed': fast_field_H_true_beta__closed,
+        'near_zero': fast_field_H_true_beta__near_zero,
+        'near_pi': fast_field_H_true_beta__near_pi,
+        'closed_sc': fast_field_H_true_beta__closed_sc,
+        'finite_at_zero': False,
+        'finite_at_pi': False,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'fast_field_J_true_alpha': {
+        'closed': fast_field_J_true_alpha__closed,
+        'near_zero': fast_field_J_true_alpha__near_zero,
+        'near_pi': fast_field_J_true_alpha__near_pi,
+        'closed_sc': fast_field_J_true_alpha__closed_sc,
+        'finite_at_zero': False,
+        'finite_at_pi': False,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'fast_field_J_true_beta': {
+        'closed': fast_field_J_true_beta__closed,
+        'near_zero': fast_field_J_true_beta__near_zero,
+        'near_pi': fast_field_J_true_beta__near_pi,
+        'closed_sc': fast_field_J_true_beta__closed_sc,
+        'finite_at_zero': False,
+        'finite_at_pi': False,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': False,
+        'is_zero': False,
+    },
+    'fast_field_L_mean_alpha': {
+        'closed': fast_field_L_mean_alpha__closed,
+        'near_zero': fast_field_L_mean_alpha__near_zero,
+        'near_pi': fast_field_L_mean_alpha__near_pi,
+        'closed_sc': fast_field_L_mean_alpha__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': True,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
+    'fast_field_L_mean_beta': {
+        'closed': fast_field_L_mean_beta__closed,
+        'near_zero': fast_field_L_mean_beta__near_zero,
+        'near_pi': fast_field_L_mean_beta__near_pi,
+        'closed_sc': fast_field_L_mean_beta__closed_sc,
+        'finite_at_zero': True,
+        'finite_at_pi': True,
+        'vanishes_at_zero': False,
+        'vanishes_at_pi': True,
+        'is_zero': False,
+    },
     'field_J_true_alpha': {
         'closed': field_J_true_alpha__closed,
         'near_zero': field_J_true_alpha__near_zero,
@@ -2140,6 +2304,48 @@ OBJECTS = {
         'dtheta2': 'arc_3_pp_dtheta2',
         'dtheta_over_sin': 'arc_3_pp_dtheta_over_sin',
         'f': 'arc_3_pp_f',
+    },
+    ('fast_field', 'H', 'mean'): {
+        'alpha': 'fast_field_L_mean_alpha',
+        'alpha_const': 0.15915494309189535,
+        'beta': 'fast_field_L_mean_beta',
+        'beta_const': 0.3183098861837907,
+        'half': 1.0,
+    },
+    ('fast_field', 'H', 'true'): {
+        'alpha': 'fast_field_H_true_alpha',
+        'alpha_const': -0.15915494309189535,
+        'beta': 'fast_field_H_true_beta',
+        'beta_const': 0.3183098861837907,
+        'half': 1.0,
+    },
+    ('fast_field', 'J', 'mean'): {
+        'alpha': 'zero',
+        'alpha_const': 0.0,
+        'beta': 'fast_field_L_mean_beta',
+        'beta_const': 0.15915494309189535,
+        'half': 0.5,
+    },
+    ('fast_field', 'J', 'true'): {
+        'alpha': 'fast_field_J_true_alpha',
+        'alpha_const': -0.15915494309189535,
+        'beta': 'fast_field_J_true_beta',
+        'beta_const': 0.15915494309189535,
+        'half': 0.5,
+    },
+    ('fast_field', 'L', 'mean'): {
+        'alpha': 'fast_field_L_mean_alpha',
+        'alpha_const': 0.15915494309189535,
+        'beta': 'fast_field_L_mean_beta',
+        'beta_const': 0.15915494309189535,
+        'half': 0.5,
+    },
+    ('fast_field', 'L', 'true'): {
+        'alpha': 'fast_field_L_mean_alpha',
+        'alpha_const': 0.15915494309189535,
+        'beta': 'fast_field_L_mean_beta',
+        'beta_const': 0.15915494309189535,
+        'half': 0.5,
     },
     ('field', 'J', 'mean'): {
         'alpha': 'zero',

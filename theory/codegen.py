@@ -4,7 +4,9 @@
 the loss kernels and their ``rest`` rewrites, the span coefficients ``alpha``/``beta`` of both
 gradient fields and their near-teacher rewrites ``rho_alpha``/``rho_beta``, the ``twin``/``boundary``
 structure of the true field, the five coefficients of every Hessian-type pair matrix and the d = 2
-in-plane ones, the constants ``self_coef``, ``half``, ``self_s`` and the existence flags) and writes
+in-plane ones, the constants ``self_coef``, ``half``, ``self_s`` and the existence flags, and the
+fields of ``L``, ``J``, ``H`` split into angular cores and constants for the fast assembly of
+:mod:`numerics.fast_gradient`) and writes
 them as plain Python/NumPy source to :data:`TARGET` (``numerics/_pair_code.py``): four functions per
 distinct pair expression (:data:`BRANCHES`) and the tables that :mod:`numerics.population` builds its
 objects from.  SymPy is the single source; the generated module is never edited by hand, and
@@ -175,6 +177,41 @@ def vector_spec(part: str, field: str) -> dict:
     }
 
 
+def _angular(coef, what: str) -> tuple:
+    """``(constant, Pair(core))`` with ``coef = constant * n_b * core(theta)``: the span coefficient of a
+    field with its norm factor and its constant taken out, ``core`` a function of the angle alone (its
+    ``closed_sc`` branch in ``S``, ``C`` only, multiple angles expanded: no transcendental pass)."""
+    ratio = sp.simplify(coef / n_b)
+    if ratio.free_symbols - {theta}:
+        raise NotImplementedError(f"{what} / n_b depends on the norms ({ratio}); the fast assembly assumes not")
+    if ratio == 0:
+        return 0.0, Pair(0)
+    constant, core = sp.factor_terms(ratio).as_independent(theta, as_Add=False)
+    core = sp.expand_trig(core)
+    if sp.simplify(constant * core - ratio) != 0 or constant.free_symbols:
+        raise RuntimeError(f"{what}: no split into a constant and a core")
+    return float(constant), Pair(core)
+
+
+def fast_field_spec(part: str, field: str) -> dict:
+    """The field of ``part`` (``L``, ``J`` or their sum ``H``) as the fast assembly evaluates it away from
+    the kinks: ``alpha = alpha_const * n_b * alpha(theta)`` and ``beta = beta_const * n_b * beta(theta)``
+    (:func:`_angular`), and ``half``.  Row ``j`` of the field is then
+    ``(half + sum_q s_q alpha_const alpha_jq |z_q| / |w_j|) w_j + sum_q s_q beta_const beta_jq z_q``:
+    the norms enter as one weight per column, not as a pass over the pairs."""
+    parts = ("L", "J") if part == "H" else (part,)
+    v = _vector(parts[0], field)
+    for p in parts[1:]:
+        v = v + _vector(p, field)
+    alpha, beta = v.simplify().span_coefficients()
+    alpha_const, alpha_core = _angular(alpha, f"alpha of the {field} field of {part}")
+    beta_const, beta_core = _angular(beta, f"beta of the {field} field of {part}")
+    half = sum(_constant(_self_vector(p, field).c1 / n_a, f"self term of the {field} field of {p} / |a|")
+               for p in parts)
+    return {"alpha": alpha_core, "alpha_const": alpha_const, "beta": beta_core, "beta_const": beta_const,
+            "half": half}
+
+
 def matrix_spec(matrix) -> dict:
     coefficients = matrix.coefficients()
     flags = [_flags(c) for c in coefficients]
@@ -209,8 +246,9 @@ def hessian_spec(part: str, field: str) -> dict:
 @functools.lru_cache(maxsize=1)
 def specification() -> dict:
     """Every object of :mod:`numerics.population`, keyed ``("loss", part)``, ``("field", part, field)``,
-    ``("hessian", part, field)`` (parts ``L``, ``J``), and the arc kernels ``("arc", q, signs)`` of the
-    activation family (:mod:`theory.activations`), in a fixed order; leaves are :class:`Pair`
+    ``("hessian", part, field)`` (parts ``L``, ``J``), the arc kernels ``("arc", q, signs)`` of the
+    activation family (:mod:`theory.activations`) and the fields of :func:`fast_field_spec`
+    (``("fast_field", part, field)``, parts ``L``, ``J``, ``H``), in a fixed order; leaves are :class:`Pair`
     (an expression), :class:`Ref`, floats, bools and ``None``."""
     out = {}
     for part in pairs.KERNEL_PARTS:
@@ -227,6 +265,11 @@ def specification() -> dict:
                                       "dtheta": Pair(activations.arc_kernel_dtheta(q, signs)),
                                       "dtheta2": Pair(activations.arc_kernel_dtheta2(q, signs)),
                                       "dtheta_over_sin": Pair(activations.arc_kernel_dtheta_over_sin(q, signs))}
+    # the fields away from the kinks as numerics.fast_gradient assembles them (H as one object);
+    # last as well: every expression named above keeps its name
+    for part in (*pairs.KERNEL_PARTS, "H"):
+        for field in GRADIENT_FIELDS:
+            out[("fast_field", part, field)] = fast_field_spec(part, field)
     return out
 
 
