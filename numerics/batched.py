@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 
-from . import population
+from . import fast_gradient, population
 from .compile import SWITCH, SWITCH_COS
 from .exact_sum import fsum_rows
-from .geometry import NEAR, _angles, geometry_from_cosines_unrefined
+from .geometry import NEAR, _angles
 from .validation import _SAFE_SQUARED_NORMS, BatchPlan
 
 
@@ -56,20 +56,19 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
     call would evaluate on its fast path computed together by :func:`_gradient_stacked`.
 
     An instance is *fast* when the single call on it would take ``k = 0`` (both operands real NumPy
-    arrays, every squared row norm in :data:`numerics.validation._SAFE_SQUARED_NORMS`), one block of
-    rows, no exact-arithmetic refinement (every pair ``|cos| <= 1 - NEAR``) and no angle within
-    ``SWITCH`` of 0 or pi (no series branch, no teacher candidate, no boundary term).  Those go through
-    the same operations as :func:`_gradient` on stacked arrays (elementwise, or one ``np.matmul`` whose
-    loop makes each instance's own BLAS call), and equal the single call bit for bit
-    (``tests/test_batched_fast.py``).  Every other instance goes through the single-instance call
-    itself, as in :func:`over_batch` (its errors name its batch index; the fast instances raise none).
+    arrays, every squared row norm in :data:`numerics.validation._SAFE_SQUARED_NORMS`) and the fast
+    assembly of :mod:`numerics.fast_gradient` (the instance is separated: every angle at least
+    ``SWITCH`` from 0 and pi).  Those are computed chunk by chunk by the very functions the single call
+    applies to its stack of one, and equal the single call bit for bit (``tests/test_batched_fast.py``).
+    Every other instance goes through the single-instance call itself, as in :func:`over_batch` (its
+    errors name its batch index; the fast instances raise none).
     """
     plan = BatchPlan(W, W_star)
     K, Ks, d = plan.K, plan.K_star, plan.d
     out = np.empty(plan.shape + (K, d))
     fast = np.zeros(plan.shape, dtype=bool)
     Wf, Wsf = _stackable(plan.W, K, d), _stackable(plan.W_star, Ks, d)
-    if Wf is not None and Wsf is not None and plan.size and K <= max(1, population._BLOCK_ENTRIES // (K + Ks)):
+    if Wf is not None and Wsf is not None and plan.size:
         with np.errstate(all="ignore"):  # instances that are not fast may hold anything; they are redone
             n2w = np.einsum("...ij,...ij->...i", Wf, Wf)
             n2s = np.einsum("...ij,...ij->...i", Wsf, Wsf)
@@ -249,65 +248,13 @@ _PSI_CHECK_BELOW = -SWITCH_COS
 
 
 def _gradient_stacked(W, W_star, part, field, n2w, n2s, out) -> np.ndarray:
-    """:func:`_gradient` of ``N`` stacked instances ``W (N, K, d)``, ``W_star (N, K*, d)`` (squared row
-    norms ``n2w``, ``n2s``, in the safe range) into ``out (N, K, d)``; returns ``ok (N,)``, the instances
-    for which :func:`_gradient` takes its fast path (``out`` is not valid elsewhere).
-
-    The operations of :func:`_gradient`'s fast path, entry by entry the same, on the stacks: the Gram
-    products by ``np.matmul`` (each instance's own ``syrk`` / ``gemm`` call on the same C-contiguous
-    operands), the geometry elementwise (:func:`numerics.geometry.geometry_from_cosines_unrefined`, on
-    the student and teacher columns side by side: an elementwise pass does not care), the coefficients
-    by the closed forms (:meth:`PairFunction.away_from_kinks`, elementwise), the sums of ``alpha`` along
-    rows of ``K`` (resp. ``K*``) entries and the two final products by ``np.matmul`` on C-contiguous
-    coefficient matrices.  ``psi`` is not an input of the closed forms: it is computed (the same way)
-    only where it might be below ``SWITCH``, to decide the fast path.
-    """
-    parts = ("L", "J") if part == "H" else (part,)
-    N, K = W.shape[:2]
-    objs = [population._vector_object(p, field) for p in parts]
-    if N == 0:
-        return np.zeros(0, dtype=bool)
-    # the norms broadcast to full (N, K, K + K*) arrays once: every elementwise pass below is then one
-    # contiguous loop (the values are those of the (K, 1) and (1, K) operands of _gradient)
-    n = np.sqrt(np.concatenate([n2w, n2s], axis=1))
-    M = n.shape[1]
-    na, nb = n[:, :K, None], n[:, None, :]
-    # normalised_cosines of W W^T and W W*^T side by side: np.matmul makes each instance's own syrk / gemm
-    c = np.concatenate([np.matmul(W, np.swapaxes(W, 1, 2)), np.matmul(W, np.swapaxes(W_star, 1, 2))], axis=2)
-    c /= na
-    c /= nb
-    np.clip(c, -1.0, 1.0, out=c)
-    g = geometry_from_cosines_unrefined(c, na, nb, psi=False)
-    diag = (slice(None), slice(0, K * (M + 1), M + 1))  # the self pairs [:, i, i] of a (N, K * M) view
-    # the self pairs at a harmless right angle, as _gradient sets them
-    g.theta.reshape(N, -1)[diag] = np.pi / 2
-    g.sin.reshape(N, -1)[diag], g.cos.reshape(N, -1)[diag] = 1.0, 0.0
-    # |cos| > 1 - NEAR (a refined pair) lies within SWITCH of 0 or pi anyway; checked all the same
-    cos_min, cos_max = g.cos.reshape(N, -1).min(axis=1), g.cos.reshape(N, -1).max(axis=1)
-    ok = (cos_max <= 1.0 - NEAR) & (cos_min >= NEAR - 1.0)
-    _check_angles(ok, cos_min, cos_max, g.theta, g.sin, g.cos, diag)
-    alpha_sum = np.zeros((N, K))
-    half = sum(obj["half"] for obj in objs)
-    b_all = None
-    values = {}  # one evaluation per closed form (H mean: the beta of L and of J are one function)
-    for obj in objs:
-        if not obj["alpha"].is_zero:
-            a = obj["alpha"].away_from_kinks(g.na, g.nb, g.theta, g.sin, g.cos, g.theta.shape)
-            a.reshape(N, -1)[diag] = 0.0
-            alpha_sum += 1.0 * a[:, :, :K].sum(axis=-1)
-            alpha_sum += -1.0 * a[:, :, K:].sum(axis=-1)
-        fn = obj["beta"]
-        if id(fn) not in values:
-            values[id(fn)] = fn.away_from_kinks(g.na, g.nb, g.theta, g.sin, g.cos, g.theta.shape)
-        b = values[id(fn)]
-        b_all = b if b_all is None else np.add(b_all, b, out=b_all if b_all is not b else None)
-    inv = np.concatenate([1.0 / n[:, None, :K], -1.0 / n[:, None, K:]], axis=2)
-    np.multiply(b_all, inv, out=g.cos)
-    coef_s = np.ascontiguousarray(g.cos[:, :, :K])
-    coef_t = np.ascontiguousarray(g.cos[:, :, K:])
-    coef_s.reshape(N, -1)[:, ::K + 1] = alpha_sum * inv[:, 0, :K] + half * np.ones(K)
-    np.matmul(coef_s, W, out=out)
-    out += np.matmul(coef_t, W_star)
+    """:func:`numerics.population._gradient` of ``N`` stacked instances ``W (N, K, d)``, ``W_star (N, K*, d)``
+    (squared row norms ``n2w``, ``n2s``, in the safe range) into ``out (N, K, d)``; returns ``ok (N,)``,
+    the separated instances, on which the single call takes the fast assembly (``out`` is not valid
+    elsewhere).  The very functions of :mod:`numerics.fast_gradient` that the single call applies to its
+    stack of one, on the whole stack: each instance gets the single call's bits."""
+    c, n = fast_gradient.cosines(W, W_star, n2w, n2s)
+    ok = fast_gradient.separated(c)
+    fast_gradient.coefficients(c, n, part, field)
+    fast_gradient.assemble(c, W, W_star, out)
     return ok
-
-

@@ -220,13 +220,3 @@ def _unit_orthogonal(ah: np.ndarray, bh: np.ndarray, theta: np.ndarray, psi: np.
 
 
 # ----------------------------------------------------------------------------- stacked instances
-def geometry_from_cosines_unrefined(c: np.ndarray, na: np.ndarray, nb: np.ndarray, psi: bool = True) -> PairGeometry:
-    """:func:`geometry_from_cosines` of stacked instances ``c (..., m, n)`` without self pairs and without
-    the exact-arithmetic refinement: the same elementwise operations (:func:`_angles`), so every entry
-    is the one that function computes for its instance except at pairs with ``|c| > 1 - NEAR`` (the
-    ones it would refine: the caller must evaluate those instances otherwise).  ``c`` is taken over as
-    ``cos``; ``psi=False``: ``psi`` is not computed (``None``; ``arctan2(sin, -cos)`` gives the same
-    values where a caller needs it)."""
-    th, ps, s = _angles(c, psi)
-    flags = np.zeros(c.shape, dtype=bool)
-    return PairGeometry(na=na, nb=nb, theta=th, psi=ps, parallel=flags, antiparallel=flags, cos=c, sin=s)

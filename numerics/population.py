@@ -33,8 +33,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import fast_gradient
 from .compile import SWITCH, generated, pair_function
-from .geometry import (geometry_from_cosines, normalised_cosines, paired_plane_directions, pair_geometry,
+from .geometry import (geometry_from_cosines, paired_plane_directions, pair_geometry,
                        plane_directions)
 from .validation import (GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, is_batched, prepare,
                          wants_backend,
@@ -328,11 +329,33 @@ def gradient(W, W_star, part: str, field: str, *, a=None, a_star=None, activatio
     return out
 
 
-_BLOCK_ENTRIES = 65536  # pairs per block of rows in _gradient (512 KiB per float64 buffer)
+_BLOCK_ENTRIES = 65536  # pairs per block of rows in _gradient_near_kinks (512 KiB per float64 buffer)
+_FAST_BLOCK_ENTRIES = 1 << 18  # pairs per block of rows of the fast assembly (fewer, larger passes: 2 MiB each)
 
 
 def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
-    """The field of ``part`` (``H``: of ``L`` and ``J`` together, from one geometry and one product).
+    """The field of ``part`` for C-contiguous-or-not float64 ``W``, ``W_star`` with squared row norms
+    ``n2w``, ``n2s`` in the safe range: the fast assembly of :mod:`numerics.fast_gradient` when the
+    instance is separated (every angle at least ``SWITCH`` from 0 and pi, the common case), else
+    :func:`_gradient_near_kinks` on the same cosines.  The fast assembly takes the rows by blocks of
+    ``_FAST_BLOCK_ENTRIES`` pairs (the block size changes no bit: every pass is elementwise or per row)."""
+    c, n = fast_gradient.cosines(W[None], W_star[None], n2w[None], n2s[None])
+    K, M = c.shape[1:]
+    if not fast_gradient.separated(c)[0]:
+        return _gradient_near_kinks(W, W_star, part, field, n2w, n2s, np.clip(c[0, :, :K], -1.0, 1.0),
+                                    np.clip(c[0, :, K:], -1.0, 1.0))
+    step = max(1, _FAST_BLOCK_ENTRIES // M)
+    for r0 in range(0, K, step):
+        fast_gradient.coefficients(c, n, part, field, r0, min(K, r0 + step))
+    out = np.empty((1,) + W.shape)
+    fast_gradient.assemble(c, W[None], W_star[None], out)
+    return out[0]
+
+
+def _gradient_near_kinks(W, W_star, part, field, n2w, n2s, coef_s, coef_t) -> np.ndarray:
+    """The field of ``part`` (``H``: of ``L`` and ``J`` together, from one geometry and one product), from
+    the clipped cosines ``coef_s`` of ``W`` against ``W`` and ``coef_t`` against ``W_star``
+    (:func:`numerics.geometry.normalised_cosines`; fresh arrays this function overwrites).
 
     Row ``j`` is ``half * w_j + sum_q s_q (alpha_jq w_j/|w_j| + beta_jq z_q/|z_q|)`` over the rows
     ``z_q`` of ``Z = [W; W*]`` other than ``w_j`` (signs ``s_q = +1`` students, ``-1`` teachers).
@@ -353,9 +376,7 @@ def _gradient(W, W_star, part, field, n2w, n2s) -> np.ndarray:
     objs = [_vector_object(p, field) for p in parts]
     na = np.sqrt(n2w)[:, None]
     ns = np.sqrt(n2s)[:, None]
-    # the cosines, then (block by block, in place) the coefficients B_s and B_t
-    coef_s = normalised_cosines(W, W, na, na.T)
-    coef_t = normalised_cosines(W, W_star, na, ns.T)
+    # (block by block, in place) the coefficients B_s and B_t over the cosines
     inv_s = 1.0 / na[:, 0]
     inv_t = -1.0 / ns[:, 0]
     alpha_sum = np.zeros(K)

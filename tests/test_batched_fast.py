@@ -1,12 +1,12 @@
 """The vectorised path of batched ``numerics.gradient`` calls (``numerics.batched.gradient``).
 
 Bound established: BIT FOR BIT.  Every instance of a batch equals the single-instance call on it,
-``-0.0`` and all: the instances on the single call's fast path are computed on stacked arrays by the
-same operations in the same order (elementwise passes give each entry the value they give it in the
-single call; ``np.matmul`` on stacks makes, instance by instance, the very ``syrk`` / ``gemm`` call of
-the 2-D product on operands with the same C-contiguous layout; the row sums of ``alpha`` reduce rows
-of the same length with the same pairwise loop), and every other instance (near a kink, rescaled,
-refined, non-contiguous, lists, tensors) goes through the single call itself.
+``-0.0`` and all: the instances on which the single call takes the fast assembly (separated instances)
+are computed by the very functions of :mod:`numerics.fast_gradient` that the single call applies to its
+stack of one (elementwise passes give each entry the value they give it in the single call;
+``np.matmul`` on stacks makes, instance by instance, the same BLAS call; the row sums reduce rows of the
+same length with the same pairwise loop), and every other instance (near a kink, rescaled, refined,
+non-contiguous, lists, tensors) goes through the single call itself.
 """
 import numpy as np
 import pytest
@@ -72,16 +72,17 @@ KINDS = ("near teacher", "on teacher", "anti teacher", "near kink", "students pa
 
 
 class Counter:
-    """Counts the single-instance evaluations (``_gradient`` calls) of a batched call."""
+    """Counts the calls of ``numerics.population.<name>``: by default the single-instance evaluations
+    (``_gradient`` calls) of a batched call."""
 
-    def __init__(self, monkeypatch):
+    def __init__(self, monkeypatch, name: str = "_gradient"):
         self.calls = 0
-        real = npop._gradient
+        real = getattr(npop, name)
 
         def counted(*args, **kwargs):
             self.calls += 1
             return real(*args, **kwargs)
-        monkeypatch.setattr(npop, "_gradient", counted)
+        monkeypatch.setattr(npop, name, counted)
 
 
 @settings(max_examples=20)
@@ -201,27 +202,25 @@ def _at_angle(angle: float, d: int = 3) -> tuple:
 @pytest.mark.parametrize("side", ["theta", "psi"])
 def test_routing_at_switch_is_the_single_calls(monkeypatch, side):
     """Instances whose angle to a teacher is within 1e-6 of ``SWITCH`` (or of ``pi - SWITCH``), on both
-    sides: the batch sends through the single call exactly the instances whose computed angle is below
-    ``SWITCH`` (the single call's own test: ``numerics.geometry.pair_geometry``) and matches it bit for bit.
-    The vectorised path decides most instances from their cosines; these are the ones it must not."""
-    from numerics.geometry import pair_geometry
-
+    sides: the batch sends through the single call exactly the instances on which the single call itself
+    leaves the fast assembly (counted on the single calls: ``_gradient_near_kinks``), and matches it bit
+    for bit.  The cosine bound ``SWITCH_COS`` keeps ~1e-8 rad of room, so the instances at 1e-6 past
+    ``SWITCH`` are fast and those closer are not: both kinds are drawn."""
     offsets = [-1e-6, -1e-12, -1e-15, 0.0, 1e-15, 1e-12, 1e-6]
     angles = [SWITCH + o if side == "theta" else np.pi - SWITCH - o for o in offsets]
     pairs = [_at_angle(a) for a in angles]
     W, Wst = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
-    slow = 0
-    for W_i, Ws_i in pairs:
-        g = pair_geometry(W_i, Ws_i)
-        slow += bool(min(g.theta.min(), g.psi.min()) < SWITCH)
-    assert 0 < slow < len(pairs)  # both sides of the threshold are drawn
     for part in PARTS:
+        slow = Counter(monkeypatch, "_gradient_near_kinks")  # the single calls that leave the fast assembly
+        singles = [numerics.gradient(W_i, Ws_i, part, "mean") for W_i, Ws_i in pairs]
+        monkeypatch.undo()
+        assert 0 < slow.calls < len(pairs)  # both kinds are drawn
         counter = Counter(monkeypatch)
         got = numerics.gradient(W, Wst, part, "mean")
         monkeypatch.undo()
-        assert counter.calls == slow, part
-        for b, (W_i, Ws_i) in enumerate(pairs):
-            assert_bits(got[b], numerics.gradient(W_i, Ws_i, part, "mean"), f"{part} {side} instance {b}")
+        assert counter.calls == slow.calls, part
+        for b, single in enumerate(singles):
+            assert_bits(got[b], single, f"{part} {side} instance {b}")
 
 
 # ----------------------------------------------------------------------------- batched losses
