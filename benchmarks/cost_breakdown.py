@@ -3,8 +3,9 @@
     python benchmarks/cost_breakdown.py [--out reports] [--rounds 15]
 
 1. One instance, K = K* = 200, d = 1000, mean field of L: validation, the two Gram products with the
-   normalisation of the cosines, the elementwise geometry and coefficients (``_GradientJob.block`` over
-   every block of rows), the final two products, against the whole call and the four bare products.
+   normalisation of the cosines, the range check that sends the instance to the fast assembly, the
+   elementwise angles and coefficients (:func:`numerics.fast_gradient.coefficients`), the final two
+   products, against the whole call and the four bare products.
 2. A batch, B = 1024, K = K* = d = 10, mean field of H: the whole batched call, its four products alone
    (``np.matmul`` on the stacks: one BLAS call per instance, which keeps it bit for bit the single call)
    and one elementwise pass over the batch's pair array, against the loop of single calls.
@@ -32,8 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numerics  # noqa: E402
-from numerics import batched, population, validation  # noqa: E402
-from numerics.geometry import normalised_cosines  # noqa: E402
+from numerics import batched, fast_gradient, validation  # noqa: E402
 
 SINGLE_TARGET = 1.5  # the whole call against the four products
 BATCH_TARGET = 50.0  # the loop against the batched call, per instance
@@ -60,21 +60,11 @@ def single_instance(rounds: int) -> dict:
     K, d = 200, 1000
     W, Ws = rng.standard_normal((K, d)), rng.standard_normal((K, d))
     numerics.gradient(W, Ws, "L", "mean")
-    W0, Ws0, _, n2w, n2s = validation.prepare_unscaled(W, Ws)
-    na, ns = np.sqrt(n2w)[:, None], np.sqrt(n2s)[:, None]
-    cos_s, cos_t = normalised_cosines(W, W, na, na.T), normalised_cosines(W, Ws, na, ns.T)
-    objs = [population._vector_object("L", "mean")]
-    step = max(1, population._BLOCK_ENTRIES // (2 * K))
-
-    def fresh_job():  # the blocks write their coefficients over the cosines: a fresh copy per call
-        return population._GradientJob(W, Ws, "L", objs, na, ns, cos_s.copy(), cos_t.copy(),
-                                       1.0 / na[:, 0], -1.0 / ns[:, 0], np.zeros(K))
-
-    def blocks(job):
-        for r0 in range(0, K, step):
-            job.block(r0, min(K, r0 + step))
-
-    coef_s, coef_t = rng.standard_normal((K, K)), rng.standard_normal((K, K))
+    _, _, _, n2w, n2s = validation.prepare_unscaled(W, Ws)
+    W3, Ws3, n2w3, n2s3 = W[None], Ws[None], n2w[None], n2s[None]  # the single call's stack of one
+    cos, norms = fast_gradient.cosines(W3, Ws3, n2w3, n2s3)
+    coef = cos.copy()
+    fast_gradient.coefficients(coef, norms, "L", "mean")
 
     def four_products(_):  # as benchmarks/performance.py times them (one result alive at a time)
         A = W @ W.T
@@ -82,18 +72,18 @@ def single_instance(rounds: int) -> dict:
         _ = A @ W
         _ = B @ Ws
 
-    def final_products(_):  # as _gradient assembles the field
-        out = coef_s @ W
-        out += coef_t @ Ws
+    def final_products(_):  # as the fast assembly forms the field
+        fast_gradient.assemble(coef, W3, Ws3, np.empty((1, K, d)))
 
     none = lambda: None  # noqa: E731
     stages = {
         "whole call": (none, lambda _: numerics.gradient(W, Ws, "L", "mean")),
         "four products": (none, four_products),
         "validation": (none, lambda _: validation.prepare_unscaled(W, Ws)),
-        "Gram products and normalised cosines": (none, lambda _: (normalised_cosines(W, W, na, na.T),
-                                                                normalised_cosines(W, Ws, na, ns.T))),
-        "elementwise geometry and coefficients": (fresh_job, blocks),
+        "Gram products and normalised cosines": (none, lambda _: fast_gradient.cosines(W3, Ws3, n2w3, n2s3)),
+        "range check (separated)": (none, lambda _: fast_gradient.separated(cos)),
+        # the coefficients are written over the cosines: a fresh copy per call (untimed)
+        "elementwise geometry and coefficients": (cos.copy, lambda c: fast_gradient.coefficients(c, norms, "L", "mean")),
         "final products and their sum": (none, final_products),
     }
     med = _median_over_rounds(stages, rounds)
