@@ -58,11 +58,15 @@ def cosines(W: np.ndarray, W_star: np.ndarray, n2w: np.ndarray, n2s: np.ndarray)
     return c, n
 
 
+@lru_cache(maxsize=256)
 def _self_pairs(rows: int, r0: int = 0) -> tuple:
     """The index of the self pairs in a stack ``(N, rows, M)`` of the rows ``r0, r0 + 1, ...``:
-    ``[:, i, r0 + i]``, the pair of student ``r0 + i`` with itself."""
+    ``[:, i, r0 + i]``, the pair of student ``r0 + i`` with itself (read-only index arrays, cached:
+    small instances are called many times)."""
     i = np.arange(rows)
-    return slice(None), i, i + r0
+    j = i + r0
+    i.flags.writeable = j.flags.writeable = False
+    return slice(None), i, j
 
 
 def separated(c: np.ndarray) -> np.ndarray:
