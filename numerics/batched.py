@@ -3,7 +3,7 @@
 The batch shapes broadcast (:class:`numerics.validation.BatchPlan`).  Every entry of a batched
 result equals the single-instance call on that instance bit for bit: :func:`over_batch` makes that
 very call per instance; :func:`gradient` computes the instances that the single call would take
-through its fast path together (:func:`_gradient_stacked`: the same operations on stacked arrays)
+through its fast assembly together (:func:`_gradient_stacked`: the same functions on stacked arrays)
 and hands every other instance to the single call.
 """
 from __future__ import annotations
@@ -215,8 +215,8 @@ def _check_angles(good, cos_min, cos_max, th, sn, c, diag) -> None:
     """``good[i] = False`` where instance ``i`` has a pair other than a self pair (the entries ``diag`` of
     its flattened pairs) within ``SWITCH`` of 0 or pi, the angles as computed (``theta``; ``psi =
     atan2(sin, -cos)`` as the geometry computes it): only instances whose cosines (``cos_min``,
-    ``cos_max``, self pairs left out) come within 1e-9 of ``cos(SWITCH)`` are looked at.  Shared by the
-    batched gradient and loss."""
+    ``cos_max``, self pairs left out) come within 1e-9 of ``cos(SWITCH)`` are looked at.  (The batched
+    loss's test; the gradient decides by the cosines alone, :func:`numerics.fast_gradient.separated`.)"""
     for near, angle in ((cos_max > _THETA_CHECK_ABOVE, lambda sel: th[sel]),
                         (cos_min < _PSI_CHECK_BELOW, lambda sel: np.arctan2(sn[sel], -c[sel]))):
         mask = good & near  # after the previous check: an instance it failed stays failed

@@ -143,3 +143,20 @@ def test_compile_pair_compiles_any_expression():
     out = fn(np.ones(3), np.ones(3), th, np.pi - th)
     assert np.isfinite(out[:2]).all() and out[2] > 1e5
     assert not fn.finite_at_pi and fn.finite_at_zero and fn.vanishes_at_zero
+
+
+# ----------------------------------------------------------------------------- the fast-field split
+def test_angular_split_takes_out_the_norm_and_the_constant():
+    """``_angular``: ``coef = constant * n_b * core(theta)`` with the core free of constants and of the norms,
+    multiple angles expanded into powers of sin and cos (so the core's ``closed_sc`` has no transcendental)."""
+    const, core = codegen._angular(n_b * sp.cos(2 * theta) / (3 * sp.pi * sp.sin(theta)), "test")
+    assert const == pytest.approx(1 / (3 * np.pi), rel=1e-15)
+    assert sp.simplify(core.expr - (2 * sp.cos(theta) ** 2 - 1) / sp.sin(theta)) == 0
+    assert core.expr.free_symbols == {theta} and not core.expr.has(sp.cos(2 * theta))
+    zero_const, zero_core = codegen._angular(sp.Integer(0), "zero")
+    assert zero_const == 0.0 and zero_core.expr == 0
+
+
+def test_angular_split_refuses_a_coefficient_that_depends_on_the_norms():
+    with pytest.raises(NotImplementedError, match="depends on the norms"):
+        codegen._angular(n_a * n_b * sp.sin(theta), "a test coefficient")
