@@ -95,17 +95,31 @@ def coefficients(c: np.ndarray, n: np.ndarray, part: str, field: str, r0: int = 
     s *= th
     np.sqrt(s, out=s)
     np.arccos(block, out=th)
+    # beta first, into an array of its own: alpha's product may then be written over th, s or c, none of
+    # which is read again (one temporary the size of the block fewer)
+    b = _own(spec["beta"].closed_sc(None, None, th, s, block), block.shape, (th, s, block))
     diagonal = np.zeros(block.shape[:2])
     if not spec["alpha"].is_zero:
         # sum_q s_q a_const A_jq |z_q| along each row (NumPy's pairwise sum: the same bits for any number of
         # rows, unlike a BLAS matrix-vector product); the self pairs' terms are set to zero first
-        a = np.multiply(spec["alpha"].closed_sc(None, None, th, s, block), (spec["alpha_const"] * sign) * n[:, None, :])
+        a = _own(spec["alpha"].closed_sc(None, None, th, s, block), block.shape, (b,))
+        np.multiply(a, (spec["alpha_const"] * sign) * n[:, None, :], out=a)
         a[_self_pairs(r1 - r0, r0)] = 0.0
         diagonal = a.sum(axis=-1)
         diagonal /= n[:, r0:r1]
-    np.multiply(spec["beta"].closed_sc(None, None, th, s, block), spec["beta_const"] * sign, out=block)
+    np.multiply(b, spec["beta_const"] * sign, out=block)
     diagonal += spec["half"]
     block[_self_pairs(r1 - r0, r0)] = diagonal
+
+
+def _own(value, shape: tuple, keep: tuple) -> np.ndarray:
+    """``value`` (a core's result) as a float64 array of ``shape`` that may be written in place without
+    touching the arrays ``keep``: itself where it is such an array (fresh, or an input not in ``keep``),
+    else a copy (a constant, a broadcast, one of ``keep``)."""
+    if isinstance(value, np.ndarray) and value.shape == shape and value.dtype == np.float64 \
+            and value.flags.writeable and not any(value is k for k in keep):
+        return value
+    return np.array(np.broadcast_to(value, shape), dtype=np.float64)
 
 
 @lru_cache(maxsize=64)
