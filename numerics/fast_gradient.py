@@ -4,7 +4,9 @@ An instance is *separated* when every pair of rows other than a student with its
 ``|cos| <= SWITCH_COS``: every angle is then at least ``SWITCH`` from 0 and from pi, with room
 (:data:`numerics.compile.SWITCH_COS`).  There no series branch applies, no student is near a teacher
 (no matching, no rewrite), no pair is refined in exact arithmetic and no boundary term of the true
-field arises, so the field of ``part`` (``L``, ``J`` or ``H``) is, row ``j``::
+gradient arises, so the field of ``part`` (``L``, ``J`` or ``H``) -- ``field="mean"``: the mean field
+``E_x[grad_W l]``; ``field="true"``: the true gradient of the population loss (they coincide for ``L``
+and differ for ``J`` and ``H`` by their cores) -- is, row ``j``::
 
     (half + sum_q s_q a_const A(theta_jq) |z_q| / |w_j|) w_j  +  sum_q s_q b_const B(theta_jq) z_q
 
