@@ -29,7 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .compile import SWITCH_COS, generated, pair_function
+from .compile import SWITCH_COS, _fresh, generated, pair_function
 
 
 @lru_cache(maxsize=None)
@@ -45,8 +45,9 @@ def cosines(W: np.ndarray, W_star: np.ndarray, n2w: np.ndarray, n2s: np.ndarray)
     each Gram entry divided by the two norms, with the self pairs ``c[:, i, i]`` set to 0 (out of the
     range check's way; :func:`coefficients` overwrites them); ``n (N, K + K*)`` the norms.
 
-    ``W (N, K, d)`` and ``W_star (N, K*, d)`` C-contiguous float64 with squared row norms ``n2w``,
-    ``n2s`` in the safe range (:func:`numerics.validation.prepare_unscaled`).  The Gram blocks are
+    ``W (N, K, d)`` and ``W_star (N, K*, d)`` float64 (any layout; the batched path passes C-contiguous
+    instances, so that each BLAS call is the single call's) with squared row norms ``n2w``, ``n2s`` in the
+    safe range (:func:`numerics.validation.prepare_unscaled`).  The Gram blocks are
     written by ``np.matmul`` straight into the two column ranges of ``c`` (``W W^T`` by ``syrk``).
     """
     N, K = W.shape[:2]
@@ -99,12 +100,12 @@ def coefficients(c: np.ndarray, n: np.ndarray, part: str, field: str, r0: int = 
     np.arccos(block, out=th)
     # beta first, into an array of its own: alpha's product may then be written over th, s or c, none of
     # which is read again (one temporary the size of the block fewer)
-    b = _own(spec["beta"].closed_sc(None, None, th, s, block), block.shape, (th, s, block))
+    b = spec["beta"].away_from_kinks(None, None, th, s, block, block.shape)
     diagonal = np.zeros(block.shape[:2])
     if not spec["alpha"].is_zero:
         # sum_q s_q a_const A_jq |z_q| along each row (NumPy's pairwise sum: the same bits for any number of
         # rows, unlike a BLAS matrix-vector product); the self pairs' terms are set to zero first
-        a = _own(spec["alpha"].closed_sc(None, None, th, s, block), block.shape, (b,))
+        a = _fresh(spec["alpha"].closed_sc(None, None, th, s, block), block.shape, ())  # may be th or s itself
         np.multiply(a, (spec["alpha_const"] * sign) * n[:, None, :], out=a)
         a[_self_pairs(r1 - r0, r0)] = 0.0
         diagonal = a.sum(axis=-1)
@@ -112,16 +113,6 @@ def coefficients(c: np.ndarray, n: np.ndarray, part: str, field: str, r0: int = 
     np.multiply(b, spec["beta_const"] * sign, out=block)
     diagonal += spec["half"]
     block[_self_pairs(r1 - r0, r0)] = diagonal
-
-
-def _own(value, shape: tuple, keep: tuple) -> np.ndarray:
-    """``value`` (a core's result) as a float64 array of ``shape`` that may be written in place without
-    touching the arrays ``keep``: itself where it is such an array (fresh, or an input not in ``keep``),
-    else a copy (a constant, a broadcast, one of ``keep``)."""
-    if isinstance(value, np.ndarray) and value.shape == shape and value.dtype == np.float64 \
-            and value.flags.writeable and not any(value is k for k in keep):
-        return value
-    return np.array(np.broadcast_to(value, shape), dtype=np.float64)
 
 
 @lru_cache(maxsize=64)

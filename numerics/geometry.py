@@ -218,5 +218,3 @@ def _unit_orthogonal(ah: np.ndarray, bh: np.ndarray, theta: np.ndarray, psi: np.
     degenerate = degenerate[..., None] | (norm == 0)
     return np.where(degenerate, 0.0, u / np.where(norm == 0, 1.0, norm))
 
-
-# ----------------------------------------------------------------------------- stacked instances

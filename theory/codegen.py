@@ -149,6 +149,11 @@ def _self_vector(part: str, field: str) -> PairVector:
     return pairs.self_mean_field(part) if field == "mean" else pairs.self_true_gradient(part)
 
 
+def _half(part: str, field: str) -> float:
+    """The self term of the field of ``part`` divided by ``|a|`` (a constant)."""
+    return _constant(_self_vector(part, field).c1 / n_a, f"self term of the {field} field of {part} / |a|")
+
+
 def vector_spec(part: str, field: str) -> dict:
     v = _vector(part, field)
     rho = (PairVector(n_b * sp.cos(theta) / 2, n_b * sp.sin(theta) / 2) - v).simplify()
@@ -171,7 +176,7 @@ def vector_spec(part: str, field: str) -> dict:
         "beta": Pair(beta),
         "rho_alpha": Pair(r_alpha),
         "rho_beta": Pair(r_beta),
-        "half": _constant(_self_vector(part, field).c1 / n_a, f"self term of the {field} field of {part} / |a|"),
+        "half": _half(part, field),
         "exists_parallel": fa["finite_at_zero"] and fb["finite_at_zero"],
         "exists_antiparallel": fa["finite_at_pi"] and fb["finite_at_pi"],
     }
@@ -206,10 +211,8 @@ def fast_field_spec(part: str, field: str) -> dict:
     alpha, beta = v.simplify().span_coefficients()
     alpha_const, alpha_core = _angular(alpha, f"alpha of the {field} field of {part}")
     beta_const, beta_core = _angular(beta, f"beta of the {field} field of {part}")
-    half = sum(_constant(_self_vector(p, field).c1 / n_a, f"self term of the {field} field of {p} / |a|")
-               for p in parts)
     return {"alpha": alpha_core, "alpha_const": alpha_const, "beta": beta_core, "beta_const": beta_const,
-            "half": half}
+            "half": sum(_half(p, field) for p in parts)}
 
 
 def matrix_spec(matrix) -> dict:
