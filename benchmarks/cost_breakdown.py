@@ -8,7 +8,10 @@
    products, against the whole call and the four bare products.
 2. A batch, B = 1024, K = K* = d = 10, mean field of H: the whole batched call, its four products alone
    (``np.matmul`` on the stacks: one BLAS call per instance, which keeps it bit for bit the single call)
-   and one elementwise pass over the batch's pair array, against the loop of single calls.
+   and one elementwise pass over the batch's pair array, against the loop of single calls; and a floor:
+   the field as two products with ``Z = [W; W*]`` and only the pair passes that every assembly of it makes
+   (square root, arccos, row sum, range check), to tell how much of the target's allowance any NumPy
+   assembly would have left for its other passes.
 
 Stages are timed interleaved, round after round; each figure is the median over the rounds.  The script
 re-executes itself with glibc keeping freed memory (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``):
@@ -98,9 +101,15 @@ def batch(rounds: int) -> dict:
     pairs = rng.uniform(-0.9, 0.9, (B, K, 2 * K))
     step = max(1, batched._BATCH_CHUNK_ENTRIES // (K * 2 * K))
 
-    def one_pass(_):  # one multiply over the pair array, chunk by chunk as the batched path goes
-        for c0 in range(0, B, step):
-            np.multiply(pairs[c0:c0 + step], 0.5)
+    Z = np.concatenate([W, Ws], axis=1)
+
+    squares = pairs * pairs  # a square root's operand in the range it meets: (1 - c)(1 + c) > 0 for |c| < 1
+
+    def chunked(op, x=pairs):  # op over a pair array, chunk by chunk as the batched path goes
+        def run(_):
+            for c0 in range(0, B, step):
+                op(x[c0:c0 + step])
+        return run
 
     none = lambda: None  # noqa: E731
     stages = {
@@ -108,7 +117,16 @@ def batch(rounds: int) -> dict:
         "its four products (stacked np.matmul)": (none, lambda _: (np.matmul(W, np.swapaxes(W, 1, 2)),
                                                                  np.matmul(W, np.swapaxes(Ws, 1, 2)),
                                                                  np.matmul(C, W), np.matmul(C, Ws))),
-        "one elementwise pass over the pairs": (none, one_pass),
+        "one elementwise pass over the pairs": (none, chunked(lambda x: np.multiply(x, 0.5))),
+        # the floor (FLOOR_STAGES): the field as two products with Z = [W; W*] (W Z^T, coef Z), and the pair
+        # passes that no assembly of it skips: the sine (a square root), the angle (arccos), the row sum of
+        # the alpha terms, and the range check (min and max)
+        "two products with Z = [W; W*]": (none, lambda _: (np.matmul(W, np.swapaxes(Z, 1, 2)),
+                                                           np.matmul(pairs, Z))),
+        "square root pass": (none, chunked(np.sqrt, squares)),
+        "arccos pass": (none, chunked(np.arccos)),
+        "row sum pass": (none, chunked(lambda x: x.sum(axis=-1))),
+        "range check (min and max)": (none, chunked(lambda x: (x.min(axis=(1, 2)), x.max(axis=(1, 2))))),
     }
     med = _median_over_rounds(stages, rounds)
     loop = _median_over_rounds({"loop of single calls": (none, lambda _: [numerics.gradient(W[b], Ws[b], "H", "mean")
@@ -138,7 +156,19 @@ def findings(single: dict, batch_: dict) -> list:
                f"which its products {mm / B * 1e6:.2f} µs and the rest the time of {passes:.0f} elementwise passes "
                f"over the pairs ({one / B * 1e6:.3f} µs each); the allowance holds "
                f"{max(0.0, (budget - mm) / one):.0f} such passes beside the products.")
+    floor = sum(b[k] for k in FLOOR_STAGES)
+    left = budget - floor
+    verdict = (f"{left / B * 1e6:.2f} µs of the allowance remain for every other pass (normalising the cosines, "
+               f"the sine's factors, the cores, the diagonal): {left / one:.0f} passes like the one above"
+               if left > 0 else f"that is {-left / B * 1e6:.2f} µs beyond the allowance before any other pass")
+    out.append(f"Floor: the field as two products with Z = [W; W*] and only the pair passes no assembly skips "
+               f"(square root, arccos, row sum, range check) take {floor / B * 1e6:.2f} µs per instance; {verdict}.")
     return out
+
+
+# the stages of the batch whose sum is the floor of any NumPy assembly of the field (see batch())
+FLOOR_STAGES = ("two products with Z = [W; W*]", "square root pass", "arccos pass", "row sum pass",
+                "range check (min and max)")
 
 
 _KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
