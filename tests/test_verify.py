@@ -44,7 +44,7 @@ def test_same_seed_same_json_apart_from_timings(quick_reports, tmp_path):
     for payload in (build_and_write(formulas, ctx), json.loads((quick_reports / "formulas.json").read_text())):
         payload = json.loads(json.dumps(payload))
         payload.pop("files", None)
-        for key in ("wall_time_s", "generated_utc", "git_commit"):
+        for key in ("wall_time_s", "generated_utc", "git_commit", "git_dirty"):
             payload["provenance"].pop(key)
         payloads.append(json.dumps(payload, sort_keys=True))
     assert payloads[0] == payloads[1]

@@ -9,7 +9,8 @@ writable folder (creating it, parents too, if missing), builds the report, and w
 On disk, all files of a report are switched into place together (:mod:`verify.atomic`): an
 output folder holds one complete report per name, never a mix of two runs.
 
-The JSON holds every number plus provenance (versions, seed, profile, device, wall time); for a
+The JSON holds every number plus provenance (versions, seed, profile, device, wall time, the commit and
+whether tracked files differed from it when the run started); for a
 given seed and profile it is identical from run to run apart from the timing fields (and, in
 ``files``, the hash of the Markdown, whose footer states the wall time).
 """
@@ -48,6 +49,7 @@ class Context:
     progress: bool = True
     scheduler: str | None = None  # a Dask scheduler address for the reports that run sweeps (verify.sweep)
     workers: int = 1  # processes for those sweeps when no scheduler is given
+    source: dict | None = None  # source_state() when the run started; None: taken when a report is written
 
 
 @dataclass
@@ -73,12 +75,29 @@ def versions() -> dict:
     return out
 
 
-def _git_commit() -> str | None:
+def source_state(root: Path | None = None, out: Path | None = None) -> dict:
+    """The code a run comes from: ``{"git_commit": HEAD, "git_dirty": bool}`` of the git work tree holding
+    ``root`` (default: this package).  ``git_dirty`` is true when a tracked file differs from HEAD (staged
+    or not), files under ``out`` (the run's own output folder, whose reports a run rewrites) aside; both
+    are ``None`` outside a git work tree or without git.  Taken once, when a run starts
+    (:func:`context_from_args`), so that every report of the run names the same code even when commits are
+    made while it runs."""
+    root = Path(__file__).resolve().parent if root is None else Path(root)
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip() or None
-    except Exception:
-        return None
+        top = Path(_git(root, "rev-parse", "--show-toplevel"))
+        commit = _git(root, "rev-parse", "HEAD") or None
+        changed = _git(top, "status", "--porcelain", "--untracked-files=no", "-z").split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        return {"git_commit": None, "git_dirty": None}
+    paths = [(top / entry[3:]).resolve() for entry in changed if entry]
+    if out is not None:
+        out = Path(out).resolve()
+        paths = [q for q in paths if not q.is_relative_to(out)]
+    return {"git_commit": commit, "git_dirty": bool(paths)}
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=cwd).stdout.strip("\n")
 
 
 def resolve_device(requested: str) -> str:
@@ -125,7 +144,7 @@ def write(report: Report, ctx: Context, wall_time: float) -> dict:
             "device": ctx.device,
             "versions": versions(),
             "platform": platform.platform(),
-            "git_commit": _git_commit(),
+            **(ctx.source or source_state(out=ctx.out)),
             "generated_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "wall_time_s": round(wall_time, 2),
         }
@@ -134,7 +153,8 @@ def write(report: Report, ctx: Context, wall_time: float) -> dict:
         footer = (
             f"---\n*Provenance:* profile `{ctx.profile}`, seed `{ctx.seed}`, device `{ctx.device}`, "
             f"wall time {wall_time:.1f} s, Python {v['python']}, SymPy {v['sympy']}, NumPy {v['numpy']}, "
-            f"mpmath {v['mpmath']}, torch {v['torch']}; commit `{provenance['git_commit']}`. "
+            f"mpmath {v['mpmath']}, torch {v['torch']}; commit `{provenance['git_commit']}`"
+            f"{' with uncommitted changes' if provenance['git_dirty'] else ''}. "
             f"Every number is in [`{report.name}.json`]({report.name}.json)."
         )
         md = f"# {report.title}\n\n" + "\n\n".join(report.markdown) + "\n\n" + footer + "\n"
@@ -225,7 +245,8 @@ def context_from_args(args, p: argparse.ArgumentParser | None = None) -> Context
     except ValueError as exc:
         sys.exit(f"error: {exc}")
     return Context(out=out, profile=args.profile, seed=args.seed, device=device, progress=not args.no_progress,
-                   scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None) or 1)
+                   scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None) or 1,
+                   source=source_state(out=out))
 
 
 def build_and_write(module, ctx: Context) -> dict:
