@@ -8,14 +8,10 @@ and hands every other instance to the single call.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from . import fast_gradient, population
-from .compile import SWITCH, SWITCH_COS
+from . import fast_gradient, fast_loss, population
 from .exact_sum import fsum_rows
-from .geometry import NEAR, _angles
 from .validation import _SAFE_SQUARED_NORMS, BatchPlan
 
 
@@ -103,13 +99,12 @@ _LOSS_CHUNK_ENTRIES = 32768  # pair entries per chunk of a batched loss (measure
 def loss(W, W_star, part: str) -> np.ndarray:
     """:func:`numerics.population.loss` of a batched call: every instance equals the single call bit for bit.
 
-    The single call scales each instance by ``2**k`` (:func:`numerics.validation.prepare`), evaluates the
-    pair closed form at every pair of ``Z = [W; W*]`` and adds the terms with ``math.fsum``.  Instances that
-    it takes through that plain path (finite, no zero row, the common exponent rule, every pair other than a
-    row with itself more than ``SWITCH`` from 0 and pi and away from the refinement range) are evaluated
-    here together (:func:`_loss_terms`: the same operations on stacked arrays) and summed by
-    :func:`numerics.exact_sum.fsum_rows` (``math.fsum``'s correctly rounded sums, a batch of rows at once);
-    every other instance goes through the single call.
+    Instances on the plain path of :mod:`numerics.fast_loss` (finite, no zero row, the common exponent rule,
+    every pair other than a row with itself more than ``SWITCH`` from 0 and pi) are evaluated here together
+    by the very functions the single call applies to its stack of one (:func:`numerics.fast_loss.exponents`,
+    :func:`numerics.fast_loss.terms`) and summed by :func:`numerics.exact_sum.fsum_rows` (``math.fsum``'s
+    correctly rounded sums, a batch of rows at once: the single call's ``math.fsum`` values); every other
+    instance goes through the single call.
     """
     plan = BatchPlan(W, W_star)
     out = np.empty(plan.shape)
@@ -119,14 +114,14 @@ def loss(W, W_star, part: str) -> np.ndarray:
         Z = np.concatenate([np.broadcast_to(Wf, plan.shape + Wf.shape[-2:]),
                             np.broadcast_to(Wsf, plan.shape + Wsf.shape[-2:])], axis=-2).reshape(-1, plan.K + plan.K_star,
                                                                                               plan.d)
-        k, ok = _loss_exponents(Z)
+        k, ok = fast_loss.exponents(Z)
         flat, fast_flat = out.reshape(-1), fast.reshape(-1)
         P = plan.K + plan.K_star
         step = max(1, _LOSS_CHUNK_ENTRIES // (P * P))
         cand = np.flatnonzero(ok)
         for c0 in range(0, len(cand), step):
             sel = cand[c0:c0 + step]
-            terms, good = _loss_terms(np.ldexp(Z[sel], k[sel, None, None].astype(np.intc)), plan.K, part)
+            terms, good = fast_loss.terms(np.ldexp(Z[sel], k[sel, None, None].astype(np.intc)), plan.K, part)
             sel = sel[good]
             if not len(sel):
                 continue
@@ -150,82 +145,6 @@ def _real_stack(x):
     return np.asarray(x, dtype=np.float64)
 
 
-def _loss_exponents(Z) -> tuple:
-    """``(k, ok)`` for stacked instances ``Z = [W; W*]`` of shape ``(N, K + K*, d)``: ``k`` as
-    :func:`numerics.validation._scale_exponent` gives it, where ``ok``: every entry finite, no zero row, and
-    the common case of that rule (no row raised into the safe range, no entry scaled into the subnormals).
-    Instances not ``ok`` go through the single call (which raises, or applies the rest of the rule)."""
-    A = np.abs(Z)
-    with np.errstate(invalid="ignore"):
-        row_max = A.max(axis=-1)  # per row of W, then of W*: the rule's row maxima (NaN propagates)
-        big = row_max.max(axis=1)
-        finite = np.isfinite(big)
-        k = -np.frexp(big)[1]
-        lowest = (np.frexp(row_max)[1] + k[:, None]).min(axis=1)
-    low_limit = int(math.log2(_SAFE_SQUARED_NORMS[0]))
-    raise_by = np.maximum(0, (low_limit + 1) // 2 - (lowest - 1))
-    # k < 0 scales down: exact unless a non-zero entry is below 2**(-1022 - k) (it would leave the normal
-    # range); where the smallest entry is below that bound (a zero, or a tiny entry), look at the non-zero ones
-    threshold = np.ldexp(1.0, (-1022 - k).clip(-1074, 1023).astype(np.intc))
-    exact = (k >= 0) | (A.min(axis=(1, 2)) >= threshold)
-    look = ~exact & finite
-    if look.any():
-        low = np.where(A[look] > 0, A[look], np.inf).min(axis=(1, 2))
-        exact[look] = low >= threshold[look]
-    ok = finite & (row_max.min(axis=1) > 0) & (raise_by == 0) & exact
-    return k, ok
-
-
-def _loss_terms(Z, K: int, part: str) -> tuple:
-    """The pair terms of :func:`numerics.population._loss` for stacked scaled instances ``Z (N, P, d)``
-    (``P = K + K*``): ``(terms, good)`` with one ``(N, P, P)`` array per part (``H``: ``L`` and ``J``, from one
-    geometry) and ``good (N,)``, the instances on which the single call takes this plain path.
-
-    The operations of ``pair_geometry(Z, Z, shared_prefix=True)`` and of the closed form on stacks (the
-    Gram product by ``np.matmul``: each instance's own ``syrk`` call), then the terms
-    ``0.5 s_i s_j f_ij`` with the self terms on the diagonal.  The single call evaluates the closed form
-    only off the diagonal, on gathered entries; its operations are exact arithmetic, so the full arrays
-    give those entries the same values."""
-    N, P = Z.shape[:2]
-    n = np.sqrt(np.einsum("...ij,...ij->...i", Z, Z))
-    na, nb = n[:, :, None], n[:, None, :]
-    c = np.matmul(Z, np.swapaxes(Z, 1, 2))
-    c /= na
-    c /= nb
-    np.clip(c, -1.0, 1.0, out=c)
-    th, _, sn = _angles(c, psi=False)
-    diag = (slice(None), slice(0, P * P, P + 1))
-    # the self pairs out of the checks' way (their terms are replaced by the self terms below)
-    c.reshape(N, -1)[diag] = 0.0
-    cos_min, cos_max = c.reshape(N, -1).min(axis=1), c.reshape(N, -1).max(axis=1)
-    good = (cos_max <= 1.0 - NEAR) & (cos_min >= NEAR - 1.0)
-    _check_angles(good, cos_min, cos_max, th, sn, c, diag)
-    signs = np.concatenate([np.ones(K), -np.ones(P - K)])
-    half_signs = 0.5 * np.outer(signs, signs)
-    terms = []
-    for p in ("L", "J") if part == "H" else (part,):
-        obj = population._loss_object(p)
-        t = half_signs * obj["f"].closed_sc(na, nb, th, sn, c)
-        t.reshape(N, -1)[diag] = 0.5 * obj["self_coef"] * n**2
-        terms.append(t)
-    return terms, good
-
-
-def _check_angles(good, cos_min, cos_max, th, sn, c, diag) -> None:
-    """``good[i] = False`` where instance ``i`` has a pair other than a self pair (the entries ``diag`` of
-    its flattened pairs) within ``SWITCH`` of 0 or pi, the angles as computed (``theta``; ``psi =
-    atan2(sin, -cos)`` as the geometry computes it): only instances whose cosines (``cos_min``,
-    ``cos_max``, self pairs left out) come within 1e-9 of ``cos(SWITCH)`` are looked at.  (The batched
-    loss's test; the gradient decides by the cosines alone, :func:`numerics.fast_gradient.separated`.)"""
-    for near, angle in ((cos_max > _THETA_CHECK_ABOVE, lambda sel: th[sel]),
-                        (cos_min < _PSI_CHECK_BELOW, lambda sel: np.arctan2(sn[sel], -c[sel]))):
-        mask = good & near  # after the previous check: an instance it failed stays failed
-        if mask.any():
-            a = angle(mask).reshape(int(mask.sum()), -1)
-            a[(slice(None), diag[1])] = np.pi / 2
-            good[mask] = a.min(axis=1) >= SWITCH
-
-
 def _stackable(x, rows: int, d: int):
     """``x`` as a float64 array of shape ``(..., rows, d)`` whose instances have the memory layout the
     single-instance call gives its own (C-contiguous rows: that call's products are then the same BLAS
@@ -239,12 +158,6 @@ def _stackable(x, rows: int, d: int):
     if x.dtype != np.float64:  # the single call converts its instance to a fresh C-contiguous float64 array
         return np.ascontiguousarray(x, dtype=np.float64)
     return x
-
-
-# cos above _THETA_CHECK_ABOVE or below _PSI_CHECK_BELOW: theta (resp. psi = pi - theta) is computed to
-# compare it with SWITCH; elsewhere both are far enough from it (numerics.compile.SWITCH_COS)
-_THETA_CHECK_ABOVE = SWITCH_COS
-_PSI_CHECK_BELOW = -SWITCH_COS
 
 
 def _gradient_stacked(W, W_star, part, field, n2w, n2s, out) -> np.ndarray:

@@ -33,7 +33,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import fast_gradient
+from . import fast_gradient, fast_loss
 from .compile import SWITCH, generated, pair_function
 from .geometry import (geometry_from_cosines, paired_plane_directions, pair_geometry,
                        plane_directions)
@@ -46,10 +46,7 @@ from .validation import (GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_par
 # Built from the generated module numerics._pair_code (`python -m theory.codegen`), whose tables
 # hold the pair functions by name, the constants and the existence flags derived by SymPy
 # (theory.codegen.specification: the derivation of each object is there).
-@lru_cache(maxsize=None)
-def _loss_object(part: str) -> dict:
-    spec = generated().OBJECTS[("loss", part)]
-    return {"f": pair_function(spec["f"]), "self_coef": spec["self_coef"], "rest": pair_function(spec["rest"])}
+_loss_object = fast_loss.loss_object  # the loss objects live beside the plain path that uses them too
 
 
 @lru_cache(maxsize=None)
@@ -171,10 +168,8 @@ def loss(W, W_star, part: str, *, a=None, a_star=None, activation="relu", cov=No
         from . import batched  # it imports this module: loaded on the first batched call
 
         return batched.loss(W, W_star, part)
-    W, W_star, k = prepare(W, W_star)
-    # an expectation of a square: cancelling cross terms (absolute error ~ eps |W|^2) must not
-    # make it negative; 0 is within that error of any value the rounding pushed below it
-    value = max(_loss(W, W_star, part), 0.0)
+    plain = fast_loss.single(W, W_star, part)  # the common case; the general path below gives the same bits
+    value, k = plain if plain is not None else _general_loss(W, W_star, part)
     try:
         return math.ldexp(value, -2 * k)
     except OverflowError:
@@ -270,6 +265,15 @@ def _family_hessian(W, W_star, part, field, fam):
 def _too_large(what: str) -> str:
     return (f"{what} exceeds the float64 range (~1.8e308); it grows like |W|^2 for a loss and "
             "|W| for a gradient: rescale the weights (every object is positively homogeneous)")
+
+
+def _general_loss(W, W_star, part: str) -> tuple:
+    """``(value, k)``: the loss of the instance scaled by ``2**k`` (:func:`numerics.validation.prepare`, which
+    names bad input), ``max``-ed with 0, by the general path (any configuration; matched near-teacher pairs)."""
+    W, W_star, k = prepare(W, W_star)
+    # an expectation of a square: cancelling cross terms (absolute error ~ eps |W|^2) must not
+    # make it negative; 0 is within that error of any value the rounding pushed below it
+    return max(_loss(W, W_star, part), 0.0), k
 
 
 def _loss(W, W_star, part: str) -> float:
