@@ -52,3 +52,37 @@ def test_a_missing_dask_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_dask)
     with pytest.raises(RuntimeError, match=r"sobolev-verify\[cluster\]"):
         execute(len, [[1]], scheduler="tcp://127.0.0.1:1")
+
+
+class _InterruptAtFirst:
+    """A progress bar whose first update raises ``KeyboardInterrupt``, as Ctrl-C (or SIGTERM, which the reports
+    turn into one) would in the middle of a sweep."""
+
+    def update(self, n):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupt_drops_the_tasks_not_started(tmp_path):
+    """20 tasks of 0.3 s on 2 processes, interrupted when the first ends: the sweep raises once the running
+    tasks end, having dropped the rest (each task leaves a file when it completes: far fewer than 20 do;
+    the pool keeps at most one task per process plus one queued beyond them)."""
+    import subprocess
+
+    tasks = [["sh", "-c", f"sleep 0.3; touch {tmp_path / str(i)}"] for i in range(20)]
+    with pytest.raises(KeyboardInterrupt):
+        execute(subprocess.run, tasks, workers=2, bar=_InterruptAtFirst())
+    done = len(list(tmp_path.iterdir()))
+    assert 1 <= done <= 6, done
+
+
+def test_processes_run_single_threaded_and_the_parent_keeps_its_settings(monkeypatch):
+    """Each process of the pool gets one BLAS/OpenMP thread (one process per core already); the parent's own
+    variables are as they were afterwards."""
+    import subprocess
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
+    out = execute(subprocess.check_output, [["sh", "-c", "echo $OPENBLAS_NUM_THREADS $OMP_NUM_THREADS"]] * 3, workers=2)
+    assert out == [b"1 1\n"] * 3
+    import os
+
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "7"

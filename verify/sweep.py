@@ -55,12 +55,21 @@ def _single_threaded_children():
 def _in_processes(fn, tasks: list, workers: int, bar) -> list:
     # spawn, not fork: the parent may hold torch's thread pools, which do not survive a fork
     context = multiprocessing.get_context("spawn")
-    with _single_threaded_children(), ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context) as pool:
-        futures = [pool.submit(fn, task) for task in tasks]
+    pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context)
+    try:
+        with _single_threaded_children():  # the processes start with the first tasks submitted
+            futures = [pool.submit(fn, task) for task in tasks]
         for _ in as_completed(futures):
             if bar is not None:
                 bar.update(1)
         return [f.result() for f in futures]
+    except BaseException:
+        # an error or an interrupt (Ctrl-C, SIGTERM): drop the tasks not started, so that the sweep stops once
+        # the running ones end, instead of running the rest first (what leaving a `with` block would do)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def default_workers() -> int:
