@@ -32,8 +32,9 @@ and ``O(B (K d)^2)`` for Hessians.
 Fast path (gradients and losses of torch tensors that carry no derivative, the common case of GPU
 sweeps): every instance whose pairs are all at least ``SWITCH`` from 0 and pi (no series branch, no
 student matched to a teacher, no kink; for the loss every pair of ``[W; W*]``) is evaluated as on
-NumPy's fast path: cosines from the Gram products, the closed forms (for the true gradient those of its
-own coefficients), two products; in float64 (float32 inputs too, rounded once at the end), memory
+NumPy's fast path: cosines from the Gram products, the gradient from the angular cores and constants of
+:mod:`numerics.fast_gradient` (``theory.codegen.fast_field_spec``: one pair of cores per field, ``H``
+included), the loss from its pair closed forms, two products; in float64 (float32 inputs too, rounded once at the end), memory
 ``O(B K (K + K*))``.  The other instances, and tensors with derivatives, take the general path.  The
 values agree with the general path to ~1e-15 relative (``tests/test_backend_fast.py``); the speed-ups
 are measured in ``reports/performance_batched.md`` (CPU) and ``reports/performance.md`` (GPU).
@@ -440,32 +441,23 @@ def _routed(xp, W, W_star, fast_fn, general_fn, rows: int | None = None):
 
 
 def _gradient_fast(xp, W, W_star, part, field, geo):
-    """Row ``j``: ``half w_j + sum_q s_q (alpha_jq w_j/|w_j| + beta_jq z_q/|z_q|)`` by the closed forms of
-    the field's own coefficients (for the true field they include its boundary term; away from the kinks
-    they are accurate), as ``diag(h + sum_q s_q alpha_jq / |w_j|) W + (s beta / |z|) Z``, computed in float64
-    and returned in ``W``'s dtype."""
+    """Row ``j``: ``(half + sum_q s_q a_const A(theta_jq) |z_q| / |w_j|) w_j + sum_q s_q b_const B(theta_jq) z_q``,
+    the assembly of :mod:`numerics.fast_gradient` with the same generated angular cores and constants
+    (``theory.codegen.fast_field_spec``; for ``H`` one pair of cores, not those of ``L`` and ``J``), computed
+    in float64 and returned in ``W``'s dtype."""
     K, Ks = W.shape[-2], W_star.shape[-2]
+    spec = generated().OBJECTS[("fast_field", part, field)]
     Z, n, keep = geo["Z"], geo["n"], ~geo["self_pair"]
     signs = _signs(xp, K, Ks, Z)
-    na, nb = n[:, :K, None], n[:, None, :]
-    diag = 0.0 * n[:, :K]  # h + sum_q s_q alpha_jq / |w_j|, row by row
-    coef = None
-    for p in ("L", "J") if part == "H" else (part,):
-        spec = generated().OBJECTS[("field", p, field)]
-        diag = diag + spec["half"]
-        for name, kind in ((spec["alpha"], "alpha"), (spec["beta"], "beta")):
-            if pair_function(name).is_zero:
-                continue
-            value = _broadcast(xp, _pair_functions(name, xp)[0](na, nb, geo["theta"], geo["sin"], geo["cos"]),
-                               geo["cos"].shape, geo["cos"])
-            value = xp.where(keep, signs * value, 0.0)
-            if kind == "alpha":
-                diag = diag + xp.sum(value, axis=-1) / n[:, :K]
-            else:
-                coef = value if coef is None else coef + value
-    out = diag[..., None] * Z[:, :K, :]
-    if coef is not None:
-        out = out + (coef / nb) @ Z
+    args = (None, None, geo["theta"], geo["sin"], geo["cos"])  # the cores depend on the angle alone
+    diag = spec["half"] + 0.0 * n[:, :K]
+    if not pair_function(spec["alpha"]).is_zero:
+        alpha = _broadcast(xp, _pair_functions(spec["alpha"], xp)[0](*args), geo["cos"].shape, geo["cos"])
+        alpha = xp.where(keep, (spec["alpha_const"] * signs) * alpha * n[:, None, :], 0.0)
+        diag = diag + xp.sum(alpha, axis=-1) / n[:, :K]
+    beta = _broadcast(xp, _pair_functions(spec["beta"], xp)[0](*args), geo["cos"].shape, geo["cos"])
+    coef = xp.where(keep, (spec["beta_const"] * signs) * beta, 0.0)
+    out = diag[..., None] * Z[:, :K, :] + coef @ Z
     return xp.astype(out, W.dtype)
 
 
