@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import fast_gradient, fast_loss, population
+from . import fast_gradient, fast_hessian, fast_loss, population
 from .exact_sum import fsum_rows
 from .validation import _SAFE_SQUARED_NORMS, BatchPlan
 
@@ -134,6 +134,47 @@ def loss(W, W_star, part: str) -> np.ndarray:
             flat[sel[done]] = scaled[done]
             fast_flat[sel[done]] = True
     _by_single_calls(out, ~fast, plan, population.loss, (part,))
+    return out
+
+
+_HESSIAN_CHUNK_ENTRIES = 1 << 18  # result and direction entries per chunk of a batched Hessian (2 MiB: measured best of 2**17..2**20)
+
+
+def hessian(W, W_star, part: str, field: str) -> np.ndarray:
+    """:func:`numerics.population.hessian` of a batched call: every instance equals the single call bit for bit.
+
+    The single call scales each instance by ``2**k`` (:func:`numerics.validation.prepare`) and assembles a
+    separated instance by :mod:`numerics.fast_hessian` on its stack of one.  Instances in the common case of
+    that scaling (:func:`numerics.fast_loss.exponents`) are scaled the same way here and assembled together,
+    chunk by chunk, by the very functions the single call applies; those that turn out separated are kept,
+    every other instance goes through the single call (which names any error with the instance's index).
+    The memory of the whole batch is checked before any work."""
+    plan = BatchPlan(W, W_star)
+    K, Ks, d = plan.K, plan.K_star, plan.d
+    population._check_batch_memory(K * d, part, plan.shape)
+    out = np.empty(plan.shape + (K * d, K * d))
+    fast = np.zeros(plan.shape, dtype=bool)
+    Wf, Wsf = _real_stack(plan.W), _real_stack(plan.W_star)
+    if Wf is not None and Wsf is not None and plan.size:
+        Z = np.concatenate([np.broadcast_to(Wf, plan.shape + Wf.shape[-2:]),
+                            np.broadcast_to(Wsf, plan.shape + Wsf.shape[-2:])], axis=-2).reshape(-1, K + Ks, d)
+        k, ok = fast_loss.exponents(Z)
+        flat, fast_flat = out.reshape(-1, K * d, K * d), fast.reshape(-1)
+        step = max(1, _HESSIAN_CHUNK_ENTRIES // ((K * d) ** 2 + K * (K + Ks) * d))
+        cand = np.flatnonzero(ok)
+        with np.errstate(all="ignore"):  # instances that are not separated may give anything; they are redone
+            for c0 in range(0, len(cand), step):
+                sel = cand[c0:c0 + step]
+                Zs = np.ldexp(Z[sel], k[sel, None, None].astype(np.intc))  # the single call's scaled copy
+                n2 = np.einsum("...ij,...ij->...i", Zs, Zs)
+                Wc, Wsc = Zs[:, :K], Zs[:, K:]
+                c, n = fast_gradient.cosines(Wc, Wsc, n2[:, :K], n2[:, K:])
+                good = fast_gradient.separated(c)
+                res = np.empty((len(sel), K * d, K * d))
+                fast_hessian.assemble(Wc, Wsc, c, n, part, field, res)
+                flat[sel[good]] = res[good]
+                fast_flat[sel[good]] = True
+    _by_single_calls(out, ~fast, plan, population.hessian, (part, field))
     return out
 
 

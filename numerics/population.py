@@ -33,7 +33,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import fast_gradient, fast_loss
+from . import fast_gradient, fast_hessian, fast_loss
 from .compile import SWITCH, generated, pair_function
 from .geometry import (geometry_from_cosines, paired_plane_directions, pair_geometry,
                        plane_directions)
@@ -590,10 +590,7 @@ def hessian(W, W_star, part: str, field: str, *, a=None, a_star=None, activation
     if is_batched(W, W_star):
         from . import batched  # it imports this module: loaded on the first batched call
 
-        def shape(plan):
-            _check_batch_memory(plan.K * plan.d, part, plan.shape)
-            return (plan.K * plan.d, plan.K * plan.d)
-        return batched.over_batch(hessian, W, W_star, (part, field), shape)
+        return batched.hessian(W, W_star, part, field)
     W, W_star, _ = prepare(W, W_star)
     _check_memory(W.shape[0] * W.shape[1], part)
     out = _hessian(W, W_star, part, field)
@@ -654,35 +651,32 @@ def available_memory() -> int | None:
         return None
 
 
-def _add_blocks(out, coef, e1, e2) -> None:
-    """``out[j, :, l, :] += B11 e1 e1^T + B12 e1 e2^T + B21 e2 e1^T + B22 e2 e2^T (+ s I)`` for every pair
-    ``(j, l)`` (``out`` of shape ``(K, d, K, d)``; ``coef`` has four entries in d = 2, where the ``s`` is
-    folded into ``B11``, ``B22``).  Grouped by the left factor, ``e1_j (B11 e1_j + B12 e2_jl)^T +
-    e2_jl (B21 e1_j + B22 e2_jl)^T``: two outer products per block written in place, instead of four
-    three-operand products and a transposed copy (4x faster at K = d = 50)."""
-    B11, B12, B21, B22 = (b[:, :, None] for b in coef[:4])
-    left_e1 = B11 * e1[:, None, :] + B12 * e2  # (j, l, e)
-    left_e2 = B21 * e1[:, None, :] + B22 * e2
-    by_pair = out.transpose(0, 2, 1, 3)  # out[j, :, l, :] as by_pair[j, l]
-    for j in range(len(e1)):  # one student's row of blocks at a time: temporaries of K d^2, not K^2 d^2
-        out[j] += e1[j, :, None, None] * left_e1[j, None, :, :]
-        by_pair[j] += e2[j, :, :, None] * left_e2[j, :, None, :]
-    if len(coef) == 5:
-        i = np.arange(e1.shape[-1])
-        out[:, i, :, i] += coef[4]  # the (d, K, K) entries out[j, k, l, k]: s_jl on every block's diagonal
-
-
 def _coefficient_functions(obj: dict, d: int) -> list:
     """The compiled coefficients of a pair matrix: ``(B11, B12, B21, B22, s)``, or in d = 2 the
     four in-plane ones ``(B11 + s, B12, B21, B22 + s)``."""
     return obj["coef_plane"] if d == 2 else obj["coef"]
 
 
-def _hessian(W, W_star, part, field, asked=None, out=None) -> np.ndarray:
-    """The ``(K d, K d)`` matrix of ``part``, ``field`` (added into ``out`` when given: ``H`` assembles ``J``
-    into the matrix of ``L``, one matrix of ``(K d)^2`` entries instead of three)."""
+def _hessian(W, W_star, part, field) -> np.ndarray:
+    """The ``(K d, K d)`` matrix of ``part``, ``field`` of a scaled instance (:func:`numerics.validation.prepare`):
+    on a separated instance by :mod:`numerics.fast_hessian` (a stack of one), else by the general assembly."""
+    c, n = fast_gradient.cosines(W[None], W_star[None], np.einsum("ij,ij->i", W, W)[None],
+                                 np.einsum("ij,ij->i", W_star, W_star)[None])
+    if not fast_gradient.separated(c)[0]:
+        return _hessian_general(W, W_star, part, field)
+    K, d = W.shape
+    out = np.empty((K * d, K * d))
+    fast_hessian.assemble(W[None], W_star[None], c, n, part, field, out[None])
+    return out
+
+
+def _hessian_general(W, W_star, part, field, asked=None, out=None) -> np.ndarray:
+    """The general assembly: any configuration (series branches near 0 and pi, kinks refused where the object
+    does not exist); added into ``out`` when given (``H`` assembles ``J`` into the matrix of ``L``, one matrix of
+    ``(K d)^2`` entries instead of three)."""
     if part == "H":
-        return _hessian(W, W_star, "J", field, asked="H (its J part)", out=_hessian(W, W_star, "L", field))
+        return _hessian_general(W, W_star, "J", field, asked="H (its J part)",
+                                out=_hessian_general(W, W_star, "L", field))
     obj = _hessian_object(part, field)
     Z, s = _stack(W, W_star)
     K, d = W.shape
@@ -701,7 +695,7 @@ def _hessian(W, W_star, part, field, asked=None, out=None) -> np.ndarray:
     if K > 1:
         _raise_if_missing(obj["off"], geo, off & students, what, names)
         coef = [_evaluate(f, geo, off & students)[:, :K] for f in _coefficient_functions(obj["off"], d)]
-        _add_blocks(out, coef, e1, e2[:, :K])
+        fast_hessian.add_blocks(out[None], [b[None] for b in coef], e1[None], e2[None, :, :K])  # a stack of one
     # diagonal blocks: the self term plus, for true/mean, the sum over every other row
     diag = np.zeros((K, d, d)) + obj["self_s"] * np.eye(d)
     if obj["diag"] is not None:
