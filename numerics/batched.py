@@ -2,9 +2,10 @@
 
 The batch shapes broadcast (:class:`numerics.validation.BatchPlan`).  Every entry of a batched
 result equals the single-instance call on that instance bit for bit: :func:`over_batch` makes that
-very call per instance; :func:`gradient` computes the instances that the single call would take
-through its fast assembly together (:func:`_gradient_stacked`: the same functions on stacked arrays)
-and hands every other instance to the single call.
+very call per instance; :func:`gradient`, :func:`loss` and :func:`hessian` compute the instances that
+the single call would take through its fast assembly together (:mod:`numerics.fast_gradient`,
+:mod:`numerics.fast_loss`, :mod:`numerics.fast_hessian`: the same functions on stacked arrays) and
+hand every other instance to the single call.
 """
 from __future__ import annotations
 
