@@ -4,6 +4,7 @@
 
 B = 1024 instances, K = K* = d = 10, NumPy on CPU, ``gradient(., ., "H", "mean")`` and ``("L", "mean")``;
 the two are timed on the same inputs, interleaved (batch, loop, batch, loop, ...), medians reported.
+The batched losses and Hessians are timed the same way, for the record (no target).
 Also, for the record, the same batch as torch tensors on the CPU (``numerics.backend``, float64 and
 float32): instance-gradients (and, float64, instance-losses) per second of its fast path and of its
 general path side by side (no target; the GPU figures come from ``benchmarks/gpu.py``).
@@ -49,6 +50,7 @@ def main() -> None:
                      "batch_us_per_instance": mb / B * 1e6, "loop_us_per_instance": ml / B * 1e6,
                      "speedup": ml / mb, "bit_identical": same, "batch_times_s": tb, "loop_times_s": tl})
     loss_rows = _loss_rows(W, Ws, args.repeats)
+    hessian_rows = _hessian_rows(W, Ws, args.repeats)
     torch_rows = _torch_rows(W, Ws, args.repeats)
     torch_loss_rows = _torch_loss_rows(W, Ws, args.repeats)
     machine = {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
@@ -56,7 +58,7 @@ def main() -> None:
     met = all(r["speedup"] >= TARGET for r in rows)
     result = {"B": B, "K": K, "K_star": KS, "d": D, "repeats": args.repeats, "target_speedup": TARGET,
               "target_met": met, "machine": machine, "results": rows,
-              "loss": loss_rows, "torch_cpu": torch_rows, "torch_cpu_loss": torch_loss_rows}
+              "loss": loss_rows, "hessian": hessian_rows, "torch_cpu": torch_rows, "torch_cpu_loss": torch_loss_rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "performance_batched.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -75,6 +77,11 @@ def main() -> None:
            "| call | batched (ms) | loop (ms) | speed-up | bit-identical |", "|---|---|---|---|---|"]
     md += [f"| loss({r['part']}) | {r['batch_s'] * 1e3:.2f} | {r['loop_s'] * 1e3:.1f} | {r['speedup']:.1f}x | "
            f"{'yes' if r['bit_identical'] else 'NO'} |" for r in loss_rows]
+    md += ["", "Batched Hessians, timed the same way (`numerics.hessian`; no target; each instance is a "
+           f"{K * D} x {K * D} matrix, so the batch writes {B * (K * D) ** 2:,} numbers):", "",
+           "| call | batched (ms) | loop (ms) | speed-up | bit-identical |", "|---|---|---|---|---|"]
+    md += [f"| hessian({r['part']}, {r['field']}) | {r['batch_s'] * 1e3:.1f} | {r['loop_s'] * 1e3:.1f} | "
+           f"{r['speedup']:.1f}x | {'yes' if r['bit_identical'] else 'NO'} |" for r in hessian_rows]
     md += ["", "The same batch as torch tensors on the CPU (`numerics.backend`, torch "
            f"{torch_rows[0]['torch']}, {torch_rows[0]['threads']} threads; no target):", "",
            "| call | dtype | instances/s | general path (tensors with derivatives) | speed-up |",
@@ -99,6 +106,20 @@ def _interleaved(batch, loop, repeats: int) -> tuple:
             fn()
             acc.append(time.perf_counter() - t0)
     return tb, tl
+
+
+def _hessian_rows(W, Ws, repeats: int) -> list:
+    """``numerics.hessian`` of the batch against a loop of single calls, interleaved, medians (no target)."""
+    rows = []
+    for part, field in (("H", "true"), ("H", "mean")):
+        batch = lambda: numerics.hessian(W, Ws, part, field)  # noqa: E731
+        loop = lambda: [numerics.hessian(W[b], Ws[b], part, field) for b in range(len(W))]  # noqa: E731
+        same = batch().tobytes() == np.stack(loop()).tobytes()
+        tb, tl = _interleaved(batch, loop, repeats)
+        mb, ml = statistics.median(tb), statistics.median(tl)
+        rows.append({"part": part, "field": field, "batch_s": mb, "loop_s": ml, "speedup": ml / mb,
+                     "bit_identical": same})
+    return rows
 
 
 def _loss_rows(W, Ws, repeats: int) -> list:
