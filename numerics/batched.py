@@ -112,17 +112,14 @@ def loss(W, W_star, part: str) -> np.ndarray:
     fast = np.zeros(plan.shape, dtype=bool)
     Wf, Wsf = _real_stack(plan.W), _real_stack(plan.W_star)
     if Wf is not None and Wsf is not None and plan.size:
-        Z = np.concatenate([np.broadcast_to(Wf, plan.shape + Wf.shape[-2:]),
-                            np.broadcast_to(Wsf, plan.shape + Wsf.shape[-2:])], axis=-2).reshape(-1, plan.K + plan.K_star,
-                                                                                              plan.d)
-        k, ok = fast_loss.exponents(Z)
+        Z, k, ok = _instances(plan, Wf, Wsf)
         flat, fast_flat = out.reshape(-1), fast.reshape(-1)
         P = plan.K + plan.K_star
         step = max(1, _LOSS_CHUNK_ENTRIES // (P * P))
         cand = np.flatnonzero(ok)
         for c0 in range(0, len(cand), step):
             sel = cand[c0:c0 + step]
-            terms, good = fast_loss.terms(np.ldexp(Z[sel], k[sel, None, None].astype(np.intc)), plan.K, part)
+            terms, good = fast_loss.terms(_scaled(Z, k, sel), plan.K, part)
             sel = sel[good]
             if not len(sel):
                 continue
@@ -157,16 +154,14 @@ def hessian(W, W_star, part: str, field: str) -> np.ndarray:
     fast = np.zeros(plan.shape, dtype=bool)
     Wf, Wsf = _real_stack(plan.W), _real_stack(plan.W_star)
     if Wf is not None and Wsf is not None and plan.size:
-        Z = np.concatenate([np.broadcast_to(Wf, plan.shape + Wf.shape[-2:]),
-                            np.broadcast_to(Wsf, plan.shape + Wsf.shape[-2:])], axis=-2).reshape(-1, K + Ks, d)
-        k, ok = fast_loss.exponents(Z)
+        Z, k, ok = _instances(plan, Wf, Wsf)
         flat, fast_flat = out.reshape(-1, K * d, K * d), fast.reshape(-1)
         step = max(1, _HESSIAN_CHUNK_ENTRIES // ((K * d) ** 2 + K * (K + Ks) * d))
         cand = np.flatnonzero(ok)
         with np.errstate(all="ignore"):  # instances that are not separated may give anything; they are redone
             for c0 in range(0, len(cand), step):
                 sel = cand[c0:c0 + step]
-                Zs = np.ldexp(Z[sel], k[sel, None, None].astype(np.intc))  # the single call's scaled copy
+                Zs = _scaled(Z, k, sel)
                 n2 = np.einsum("...ij,...ij->...i", Zs, Zs)
                 Wc, Wsc = Zs[:, :K], Zs[:, K:]
                 c, n = fast_gradient.cosines(Wc, Wsc, n2[:, :K], n2[:, K:])
@@ -177,6 +172,21 @@ def hessian(W, W_star, part: str, field: str) -> np.ndarray:
                 fast_flat[sel[good]] = True
     _by_single_calls(out, ~fast, plan, population.hessian, (part, field))
     return out
+
+
+def _instances(plan, Wf, Wsf) -> tuple:
+    """``(Z, k, ok)``: the instances ``Z = [W; W*]`` of the batch as one ``(N, K + K*, d)`` array, and the
+    single call's scaling exponents with the instances in the common case of its rule
+    (:func:`numerics.fast_loss.exponents`)."""
+    Z = np.concatenate([np.broadcast_to(Wf, plan.shape + Wf.shape[-2:]),
+                        np.broadcast_to(Wsf, plan.shape + Wsf.shape[-2:])], axis=-2)
+    Z = Z.reshape(-1, plan.K + plan.K_star, plan.d)
+    return (Z, *fast_loss.exponents(Z))
+
+
+def _scaled(Z, k, sel) -> np.ndarray:
+    """The instances ``sel`` of ``Z`` scaled by their ``2**k``: the single call's scaled copies."""
+    return np.ldexp(Z[sel], k[sel, None, None].astype(np.intc))
 
 
 def _real_stack(x):
