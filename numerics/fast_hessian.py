@@ -41,7 +41,7 @@ def assemble(W, W_star, c, n, part: str, field: str, out) -> None:
     s *= 1.0 + c
     np.sqrt(s, out=s)
     th = np.arccos(c)  # |c| <= SWITCH_COS: as well conditioned as atan2 of this sine (numerics.fast_gradient)
-    e1, e2 = directions(W, W_star, c, s, n)
+    e1, e2 = directions(W, W_star, c, n)
     geometry = (n[:, :K, None], n[:, None, :], th, s, c)
     objects = [_hessian_object(p, field) for p in (("L", "J") if part == "H" else (part,))]
     # the blocks are linear in the coefficients: H's are L's plus J's, assembled once
@@ -54,22 +54,21 @@ def assemble(W, W_star, c, n, part: str, field: str, out) -> None:
         sign = _column_signs(K, c.shape[2])
         coef = [b * sign for b in _summed([coefficients(obj["diag"], geometry) for obj in with_diag])]
         identity += coef[4].sum(axis=-1)
-        _add_diagonal_sums(diagonal, coef, e1, e2)
+        add_diagonal_sums(diagonal, coef, e1, e2)
     i = np.arange(d)
     diagonal[:, :, i, i] += identity[:, :, None]
     j = np.arange(K)
     blocks[:, j, :, j, :] += np.swapaxes(diagonal, 0, 1)  # the (K, N, d, d) diagonal blocks
 
 
-def directions(W, W_star, c, s, n) -> tuple:
+def directions(W, W_star, c, n) -> tuple:
     """``(e1 (N, K, d), e2 (N, K, K + K*, d))``: ``e1_j = w_j / |w_j|`` and ``e2_jq`` the unit vector of
-    ``z_q`` orthogonal to it (``(u_q - c_jq e1_j) / s_jq``, orthogonalised against ``e1_j`` once more and
+    ``z_q`` orthogonal to it (``u_q - c_jq e1_j``, orthogonalised against ``e1_j`` once more and
     normalised).  At the self pairs ``e2`` is zero (their coefficients are zero)."""
     K = W.shape[1]
     e1 = W / n[:, :K, None]
     u = np.concatenate([e1, W_star / n[:, K:, None]], axis=1)
-    e2 = u[:, None, :, :] - c[..., None] * e1[:, :, None, :]
-    e2 /= s[..., None]
+    e2 = u[:, None, :, :] - c[..., None] * e1[:, :, None, :]  # |e2| = sin: the normalisation below scales it
     e2 -= (e2 * e1[:, :, None, :]).sum(axis=-1)[..., None] * e1[:, :, None, :]  # (e2 . e1) e1
     norm = np.sqrt((e2 * e2).sum(axis=-1))
     norm[_self_pairs(K)] = np.inf  # e2 of a row with itself: 0 / inf = 0
@@ -116,9 +115,10 @@ def add_blocks(blocks, coef, e1, e2) -> None:
         blocks[:, :, i, :, i] += coef[4]  # the (d, N, K, K) entries blocks[:, j, k, l, k]
 
 
-def _add_diagonal_sums(diagonal, coef, e1, e2) -> None:
+def add_diagonal_sums(diagonal, coef, e1, e2) -> None:
     """``diagonal (N, K, d, d) += sum_q (B11 e1 e1^T + B12 e1 e2^T + B21 e2 e1^T + B22 e2 e2^T)`` over the
-    pairs ``q`` of each row (``coef`` signed, ``(N, K, M)``; the ``s I`` part is the caller's)."""
+    pairs ``q`` of each row (``coef`` signed, ``(N, K, M)``; the ``s I`` part, or in d = 2 the general path's
+    coefficients with ``s`` folded in, is the caller's)."""
     B11, B12, B21, B22 = coef[:4]
     v12 = np.matmul(B12[..., None, :], e2)[..., 0, :]  # sum_q B12 e2: one product per row
     v21 = np.matmul(B21[..., None, :], e2)[..., 0, :]

@@ -701,12 +701,7 @@ def _hessian_general(W, W_star, part, field, asked=None, out=None) -> np.ndarray
     if obj["diag"] is not None:
         _raise_if_missing(obj["diag"], geo, off, what, names)
         coef = [_evaluate(f, geo, off) * s for f in _coefficient_functions(obj["diag"], d)]
-        B11, B12, B21, B22 = coef[:4]
-        v12 = np.einsum("jq,jqd->jd", B12, e2)
-        v21 = np.einsum("jq,jqd->jd", B21, e2)
-        diag += B11.sum(1)[:, None, None] * np.einsum("jd,je->jde", e1, e1)
-        diag += np.einsum("jd,je->jde", e1, v12) + np.einsum("jd,je->jde", v21, e1)
-        diag += np.matmul(np.swapaxes(B22[:, :, None] * e2, 1, 2), e2)  # sum_q B22 e2 e2^T, one product per row
+        fast_hessian.add_diagonal_sums(diag[None], [b[None] for b in coef], e1[None], e2[None])  # a stack of one
         if d > 2:
             diag += coef[4].sum(1)[:, None, None] * np.eye(d)
     idx = np.arange(K)
