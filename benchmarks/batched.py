@@ -7,7 +7,8 @@ the two are timed on the same inputs, interleaved (batch, loop, batch, loop, ...
 The batched losses and Hessians are timed the same way, for the record (no target).
 Also, for the record, the same batch as torch tensors on the CPU (``numerics.backend``, float64 and
 float32): instance-gradients (and, float64, instance-losses) per second of its fast path and of its
-general path side by side (no target; the GPU figures come from ``benchmarks/gpu.py``).
+general path side by side, and instance-Hessians per second beside NumPy's batched Hessians (no target;
+the GPU figures come from ``benchmarks/gpu.py``).
 Writes reports/performance_batched.json and .md.  Never part of the test suite.
 """
 from __future__ import annotations
@@ -53,12 +54,14 @@ def main() -> None:
     hessian_rows = _hessian_rows(W, Ws, args.repeats)
     torch_rows = _torch_rows(W, Ws, args.repeats)
     torch_loss_rows = _torch_loss_rows(W, Ws, args.repeats)
+    torch_hessian_rows = _torch_hessian_rows(W, Ws, args.repeats)
     machine = {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
                "python": platform.python_version(), "numpy": np.__version__}
     met = all(r["speedup"] >= TARGET for r in rows)
     result = {"B": B, "K": K, "K_star": KS, "d": D, "repeats": args.repeats, "target_speedup": TARGET,
               "target_met": met, "machine": machine, "results": rows,
-              "loss": loss_rows, "hessian": hessian_rows, "torch_cpu": torch_rows, "torch_cpu_loss": torch_loss_rows}
+              "loss": loss_rows, "hessian": hessian_rows, "torch_cpu": torch_rows, "torch_cpu_loss": torch_loss_rows,
+              "torch_cpu_hessian": torch_hessian_rows}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "performance_batched.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -90,6 +93,11 @@ def main() -> None:
            f"{r['general_path_instance_gradients_per_s']:.3g} | {r['speedup_over_general_path']:.1f}x |" for r in torch_rows]
     md += [f"| loss({r['part']}) | {r['dtype']} | {r['instance_losses_per_s']:.3g} | "
            f"{r['general_path_instance_losses_per_s']:.3g} | {r['speedup_over_general_path']:.1f}x |" for r in torch_loss_rows]
+    md += ["", "Hessians of the batch as torch tensors on the CPU (one assembly for tensors with and without "
+           "derivatives), against NumPy's batched Hessians timed interleaved with them (no target):", "",
+           "| call | dtype | torch instances/s | NumPy instances/s | torch / NumPy |", "|---|---|---|---|---|"]
+    md += [f"| hessian(H, {r['field']}) | {r['dtype']} | {r['instance_hessians_per_s']:.3g} | "
+           f"{r['numpy_instance_hessians_per_s']:.3g} | {r['torch_over_numpy']:.2f} |" for r in torch_hessian_rows]
     md += ["", f"Target: a speed-up of at least {TARGET:.0f}x per instance. "
            + ("**Met** for both calls." if met else
               "**Not met**: the measured speed-ups are " + ", ".join(f"{r['speedup']:.1f}x" for r in rows) + "."), ""]
@@ -168,6 +176,26 @@ def _torch_loss_rows(W, Ws, repeats: int) -> list:
     return [{"part": part, "dtype": "float64",
              **_fast_and_general(lambda: numerics.loss(Wt, St, part), lambda: backend._loss_general(xp, Wt, St, part),
                                  len(W), repeats, "losses")} for part in ("L", "H")]
+
+
+def _torch_hessian_rows(W, Ws, repeats: int) -> list:
+    """Instance-Hessians per second of the batch as CPU tensors (float64 and float32) and, interleaved with
+    them, of NumPy's batched Hessians of the same instances (medians of ``repeats``)."""
+    import torch
+
+    rows = []
+    for dtype in (torch.float64, torch.float32):
+        Wt, St = torch.tensor(W, dtype=dtype), torch.tensor(Ws, dtype=dtype)
+        for field in ("true", "mean"):
+            on_torch = lambda: numerics.hessian(Wt, St, "H", field)  # noqa: E731
+            on_numpy = lambda: numerics.hessian(W, Ws, "H", field)  # noqa: E731
+            on_torch(), on_numpy()
+            tt, tn = _interleaved(on_torch, on_numpy, repeats)
+            mt, mn = statistics.median(tt), statistics.median(tn)
+            rows.append({"field": field, "dtype": str(dtype).replace("torch.", ""),
+                         "instance_hessians_per_s": len(W) / mt, "numpy_instance_hessians_per_s": len(W) / mn,
+                         "torch_over_numpy": mn / mt})
+    return rows
 
 
 def _fast_and_general(fast, general, n: int, repeats: int, unit: str) -> dict:

@@ -536,13 +536,12 @@ def hessian(W, W_star, part: str, field: str):
     check_field(field, HESSIAN_FIELDS, "Hessian")
     xp, W, W_star = _operands(W, W_star)
     W, W_star = _broadcast_batch(xp, W, W_star)
-    if part == "H":
-        return _hessian(xp, W, W_star, "L", field, "H") + _hessian(xp, W, W_star, "J", field, "H (its J part)")
-    return _hessian(xp, W, W_star, part, field, part)
+    return _hessian(xp, W, W_star, ("L", "J") if part == "H" else (part,), field, part)
 
 
-def _hessian(xp, W, W_star, part, field, asked):
-    spec = generated().OBJECTS[("hessian", part, field)]
+def _hessian(xp, W, W_star, parts: tuple, field: str, asked: str):
+    """The matrix of ``field`` of the sum of ``parts`` (``("L", "J")`` for ``H``): the pair coefficients of
+    the parts are added first and the blocks written once."""
     K, Ks, d = W.shape[-2], W_star.shape[-2], W.shape[-1]
     batch = W.shape[:-2]
     Z = xp.concat([W, W_star], axis=-2)
@@ -550,32 +549,45 @@ def _hessian(xp, W, W_star, part, field, asked):
     dev = _device(Z)
     signs = _signs(xp, K, Ks, Z)
     self_pair = _self_pairs(xp, K, K + Ks, Z)
-    what = {"true": f"true Hessian of {asked}", "mean": f"Jacobian of the mean field of {asked}",
-            "autograd": f"expected autograd Hessian of {asked}"}[field]
     safe = _without_self_pairs(xp, geo, self_pair)
     e1 = geo.ua[..., 0, :]  # (..., K, d)
     e2 = xp_geometry.plane_directions(xp, geo, self_pair | (geo.theta == 0) | (geo.psi == 0))
     eye = xp.eye(d, dtype=Z.dtype, device=dev)
-    out = xp.zeros(batch + (K, d, K, d), dtype=Z.dtype, device=dev)
-    if K > 1:
-        students = xp.concat([~xp.eye(K, dtype=xp.bool, device=dev), xp.zeros((K, Ks), dtype=xp.bool, device=dev)],
-                             axis=-1)
-        if not (spec["off"]["exists_parallel"] and spec["off"]["exists_antiparallel"]):
-            _refuse_kinks(xp, geo, ~students, what)
-        coef = [xp.where(students, c, 0 * c)[..., :K]
-                for c in _coefficients(xp, spec["off"], safe, d)]
-        blocks = _blocks(xp, coef, e1, e2[..., :, :K, :], eye)  # (..., j, l, a, b)
-        out = out + xp.permute_dims(blocks, tuple(range(len(batch))) + tuple(len(batch) + i for i in (0, 2, 1, 3)))
-    diag = spec["self_s"] * xp.broadcast_to(eye, batch + (K, d, d))
-    if spec["diag"] is not None:
-        if not (spec["diag"]["exists_parallel"] and spec["diag"]["exists_antiparallel"]):
-            _refuse_kinks(xp, geo, self_pair, what)
-        coef = [xp.where(self_pair, 0 * c, c * signs) for c in _coefficients(xp, spec["diag"], safe, d)]
-        diag = diag + xp.sum(_blocks(xp, coef, e1, e2, eye), axis=-3)
+    students = xp.concat([~xp.eye(K, dtype=xp.bool, device=dev), xp.zeros((K, Ks), dtype=xp.bool, device=dev)],
+                         axis=-1)
+    off, diag_coef, self_s = [], [], 0.0
+    for part in parts:
+        spec = generated().OBJECTS[("hessian", part, field)]
+        what = _hessian_name(field, asked if part == parts[0] else f"{asked} (its {part} part)")
+        if K > 1:
+            if not (spec["off"]["exists_parallel"] and spec["off"]["exists_antiparallel"]):
+                _refuse_kinks(xp, geo, ~students, what)
+            off.append([xp.where(students, c, 0 * c)[..., :K] for c in _coefficients(xp, spec["off"], safe, d)])
+        self_s += spec["self_s"]
+        if spec["diag"] is not None:
+            if not (spec["diag"]["exists_parallel"] and spec["diag"]["exists_antiparallel"]):
+                _refuse_kinks(xp, geo, self_pair, what)
+            diag_coef.append([xp.where(self_pair, 0 * c, c * signs)
+                              for c in _coefficients(xp, spec["diag"], safe, d)])
+    diag = self_s * xp.broadcast_to(eye, batch + (K, d, d))
+    if diag_coef:
+        diag = diag + _block_sums(xp, _summed(diag_coef), e1, e2, eye)
     # the diagonal blocks (j, j): a one-hot over (j, l) places them
     place = xp.eye(K, dtype=Z.dtype, device=dev)
-    out = out + place[:, None, :, None] * diag[..., :, :, None, :]
+    out = place[:, None, :, None] * diag[..., :, :, None, :]
+    if off:
+        out = out + _off_blocks(xp, _summed(off), e1, e2[..., :, :K, :], eye)
     return xp.reshape(out, batch + (K * d, K * d))
+
+
+def _hessian_name(field: str, asked: str) -> str:
+    return {"true": f"true Hessian of {asked}", "mean": f"Jacobian of the mean field of {asked}",
+            "autograd": f"expected autograd Hessian of {asked}"}[field]
+
+
+def _summed(coefficient_lists: list) -> list:
+    """The entrywise sums of lists of coefficient arrays (the parts of ``H``)."""
+    return [sum(terms[1:], terms[0]) for terms in zip(*coefficient_lists)]
 
 
 def _coefficients(xp, matrix_spec: dict, geo, d: int) -> list:
@@ -585,16 +597,33 @@ def _coefficients(xp, matrix_spec: dict, geo, d: int) -> list:
     return [_values(xp, name, geo.na, geo.nb, geo) for name in names]
 
 
-def _blocks(xp, coef, e1, e2, eye):
-    """``B11 e1 e1^T + B12 e1 e2^T + B21 e2 e1^T + B22 e2 e2^T (+ s I)`` at every pair: ``(..., m, n, d, d)``."""
-    B11, B12, B21, B22 = (c[..., None, None] for c in coef[:4])
-    a = e1[..., :, None, :, None]  # e1 of the row j, as a column
-    aT = e1[..., :, None, None, :]
-    b = e2[..., :, :, :, None]
-    bT = e2[..., :, :, None, :]
-    out = B11 * (a * aT) + B12 * (a * bT) + B21 * (b * aT) + B22 * (b * bT)
+def _left_factors(coef, e1, e2) -> tuple:
+    """``(P, Q)``, ``(..., m, n, d)``: the pair matrix ``B11 e1 e1^T + B12 e1 e2^T + B21 e2 e1^T + B22 e2 e2^T``
+    grouped by its left factor, ``e1 P^T + e2 Q^T`` with ``P = B11 e1 + B12 e2``, ``Q = B21 e1 + B22 e2``:
+    two outer products per pair instead of four."""
+    B11, B12, B21, B22 = (c[..., None] for c in coef[:4])
+    a = e1[..., :, None, :]  # e1 of the row m, against every n
+    return B11 * a + B12 * e2, B21 * a + B22 * e2
+
+
+def _off_blocks(xp, coef, e1, e2, eye):
+    """The blocks of the pairs ``(j, l)`` of students, ``coef (..., K, K)`` (zero on ``j = l``), written in the
+    Hessian's index order ``(..., j, a, l, b)``: ``e1_j[a] P_jl[b] + e2_jl[a] Q_jl[b] (+ s_jl [a = b])``."""
+    P, Q = _left_factors(coef, e1, e2)
+    e2_t = xp.matrix_transpose(e2)  # (..., j, a, l)
+    out = e1[..., :, :, None, None] * P[..., :, None, :, :] + e2_t[..., None] * Q[..., :, None, :, :]
+    if len(coef) == 5:  # (the d = 2 coefficients have s folded into B11, B22)
+        out = out + coef[4][..., :, None, :, None] * eye[:, None, :]
+    return out
+
+
+def _block_sums(xp, coef, e1, e2, eye):
+    """``sum_q`` of the pair matrices of each row, ``(..., K, d, d)``, for ``coef (..., K, M)``:
+    ``e1 (sum_q P_q)^T + sum_q e2_q Q_q^T (+ sum_q s_q I)``, the second sum one matrix product per row."""
+    P, Q = _left_factors(coef, e1, e2)
+    out = e1[..., :, :, None] * xp.sum(P, axis=-2)[..., :, None, :] + xp.matmul(xp.matrix_transpose(e2), Q)
     if len(coef) == 5:
-        out = out + coef[4][..., None, None] * eye
+        out = out + xp.sum(coef[4], axis=-1)[..., None, None] * eye
     return out
 
 
