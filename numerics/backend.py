@@ -26,7 +26,10 @@ plus the rewrite ``rest``; the gradient's leading term ``(w_j - w*_t) / 2`` form
 and the true field of ``J`` as its mean-field twin plus the boundary term along ``e2`` (exact
 everywhere, stable near kinks).  Not here: :mod:`numerics.population`'s exact-integer refinement of
 angles below ~1e-8 and its power-of-two rescaling of extreme norms; squared row norms must stay in
-the dtype's normal range.  Memory is ``O(B K (K + K*) d)`` (pair differences; :mod:`numerics.xp_geometry`),
+the dtype's normal range.  Without the refinement an exactly parallel pair such as ``b = 2 a`` comes out
+a rounding-sized angle from parallel, so the objects that do not exist at a kink are refused wherever a
+pair is within ``4 (d + 5) eps ||a| - |b|| / |a|`` of one (:func:`unresolved_kinks`; NumPy arrays decide
+such pairs exactly).  Memory is ``O(B K (K + K*) d)`` (pair differences; :mod:`numerics.xp_geometry`),
 and ``O(B (K d)^2)`` for Hessians.
 
 Fast path (gradients and losses of torch tensors that carry no derivative, the common case of GPU
@@ -352,7 +355,8 @@ def gradient(W, W_star, part: str, field: str):
 
     Row ``j``: ``half w_j + sum_q s_q (alpha_jq w_j/|w_j| + beta_jq z_q/|z_q|)`` with the mean-field
     coefficients; ``field="true"`` adds the boundary term ``sum_q s_q c_jq e2_jq`` of the indicators
-    (``J``, ``H``), and refuses configurations with two exactly (anti-)parallel rows, where it does not exist.
+    (``J``, ``H``), and refuses configurations with two (anti-)parallel rows, where it does not exist (exactly, or
+    within this path's rounding of it: :func:`unresolved_kinks`).
     """
     check_part(part)
     check_field(field, GRADIENT_FIELDS, "gradient")
@@ -398,9 +402,14 @@ def _gradient_routed(xp, W, W_star, part, field):
     from the kinks) or else the general path: same object, the same values to rounding
     (``tests/test_backend_fast.py``)."""
     batch, (K, d), Ks = W.shape[:-2], W.shape[-2:], W_star.shape[-2]
-    out = _routed(xp, xp.reshape(W, (-1, K, d)), xp.reshape(W_star, (-1, Ks, d)),
-                  lambda w, s, geo: _gradient_fast(xp, w, s, part, field, geo),
-                  lambda w, s: _gradient_general(xp, w, s, part, field))
+    try:
+        out = _routed(xp, xp.reshape(W, (-1, K, d)), xp.reshape(W_star, (-1, Ks, d)),
+                      lambda w, s, geo: _gradient_fast(xp, w, s, part, field, geo),
+                      lambda w, s: _gradient_general(xp, w, s, part, field))
+    except Refusal as exc:  # the stack was the batch flattened: its index back in the batch's shape
+        import numpy as np
+
+        raise exc.at(tuple(int(i) for i in np.unravel_index(exc.instance[0], batch))) from None
     return xp.reshape(out, batch + (K, d))
 
 
@@ -435,7 +444,11 @@ def _routed(xp, W, W_star, fast_fn, general_fn, rows: int | None = None):
     sub = {flag: (xp.take(W, idx[flag], axis=0), xp.take(W_star, idx[flag], axis=0)) for flag in idx}
     # the fast instances' geometry: their entries of the batch's (self_pair is the same for every instance)
     geo_fast = {key: value if key == "self_pair" else xp.take(value, idx[True], axis=0) for key, value in geo.items()}
-    parts = [fast_fn(*sub[True], geo_fast), general_fn(*sub[False])]
+    try:
+        general = general_fn(*sub[False])
+    except Refusal as exc:  # name the instance by its place in the whole stack
+        raise exc.at(([i for i, f in enumerate(fast) if not f][exc.instance[0]],)) from None
+    parts = [fast_fn(*sub[True], geo_fast), general]
     order = xp.argsort(xp.concat([idx[True], idx[False]]))  # back to the instances' own order
     return xp.take(xp.concat(parts, axis=0), order, axis=0)
 
@@ -516,16 +529,56 @@ def _without_self_pairs(xp, geo, self_pair):
 
 
 def _refuse_kinks(xp, geo, excluded, what: str) -> None:
-    """``ValueError`` where two rows other than the ``excluded`` pairs are exactly (anti-)parallel."""
-    hit = _nonzero(((geo.theta == 0) | (geo.psi == 0)) & ~excluded)
+    """``ValueError`` where two rows other than the ``excluded`` pairs are (anti-)parallel as far as this
+    module's angles can tell (:func:`unresolved_kinks`); the first such pair is named, with its batch index."""
+    hit = _nonzero(unresolved_kinks(xp, geo) & ~excluded)
     if hit:
         idx = hit[0]
         K = geo.theta.shape[-2]
         j, q = idx[-2], idx[-1]
         other = f"W[{q}]" if q < K else f"W_star[{q - K}]"
-        kind = "parallel" if bool(geo.theta[idx] == 0) else "anti-parallel"
-        raise ValueError(f"the {what} does not exist here: W[{j}] and {other} are exactly {kind}, where the "
-                         "population J has a kink (docs/theory.md, section 6). The mean-field gradient exists.")
+        theta, psi = float(_host(geo.theta[idx])), float(_host(geo.psi[idx]))
+        kind = "parallel" if theta <= psi else "anti-parallel"
+        angle = min(theta, psi)
+        how = (f"exactly {kind}" if angle == 0 else
+               f"{kind} to within rounding (computed {angle:.1e} rad from it, below what this path resolves for "
+               "rows of these norms; NumPy arrays are refined in exact arithmetic)")
+        raise Refusal(idx[:-2], f"the {what} does not exist here: W[{j}] and {other} are {how}, where the "
+                      "population J has a kink (docs/theory.md, section 6). The mean-field gradient exists.")
+
+
+class Refusal(ValueError):
+    """A ``ValueError`` about one instance of a batch: ``instance`` its index among the instances of the arrays
+    refused, ``text`` the message without it.  Paths that flatten or split the batch give the caller's index
+    back with :meth:`at`."""
+
+    def __init__(self, instance: tuple, text: str):
+        self.instance, self.text = tuple(instance), text
+        super().__init__(f"instance {self.instance}: {text}" if self.instance else text)
+
+    def at(self, instance: tuple) -> "Refusal":
+        return Refusal(instance, self.text)
+
+
+KINK_ROUNDING = 4  # safety factor on the rounding bound of unresolved_kinks
+
+
+def unresolved_kinks(xp, geo):
+    """Pairs whose angle :func:`numerics.xp_geometry.pairs` cannot tell from 0 or pi: ``min(theta, psi) <=
+    KINK_ROUNDING (d + 5) eps ||a| - |b|| / |a|`` (``eps`` of the dtype), exactly (anti-)parallel pairs
+    among them.
+
+    Why that bound: ``a^ - b^`` is formed as ``(D - b^ (|a| - |b|)) / |a|`` from ``D = a - b``; its rounding
+    error is at most about ``(d + 5) eps |D| / |a|`` (``d``-term sums in ``|a| - |b| = D.S / (|a| + |b|)`` and
+    in ``|b|``), and for an exactly parallel pair ``|D| = ||a| - |b||``: the computed angle of such a pair
+    is that noise, not 0, unless the rows are equal or their differences happen to round exactly (so
+    ``b = 2 a`` is usually *not* found by ``theta == 0``).  Likewise ``psi`` with ``S = a + b``.  A pair of
+    equal norms has no such noise (``D`` itself is small) and is refused only when exactly parallel.
+    """
+    d = geo.ua.shape[-1]
+    eps = xp.finfo(geo.theta.dtype).eps
+    tol = (KINK_ROUNDING * (d + 5) * eps) * xp.abs(geo.na - geo.nb) / geo.na
+    return (geo.theta <= tol) | (geo.psi <= tol)
 
 
 # ----------------------------------------------------------------------------- Hessian

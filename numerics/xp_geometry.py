@@ -13,9 +13,11 @@ near 0 (or ``psi`` near pi): ``~eps (1 + ||a| - |b|| / (|a| theta))``, a few ulp
 row, ``eps / theta`` at worst (the NumPy path refines those pairs in exact arithmetic instead).
 The price is memory: the differences of all pairs, ``(..., m, n, d)`` entries (the NumPy path
 needs only ``(m, n)``).
-Exactly (anti-)parallel pairs get ``theta = 0`` (``pi``) exactly, with zero derivative through the
-norm of the zero difference (PyTorch's convention, also the right limit here: every pair
-expression whose ``theta``-derivative does not vanish at a kink is refused there by the caller).
+Equal rows (and a row against its negative) get ``theta = 0`` (``pi``) exactly, with zero derivative
+through the norm of the zero difference (PyTorch's convention, also the right limit here).  Other
+exactly (anti-)parallel pairs, such as ``b = 2 a``, get an angle of the size of the rounding of
+``a^ -+ b^`` instead of 0; :func:`numerics.backend.unresolved_kinks` bounds it, and the caller refuses
+every pair within that bound wherever a pair expression's ``theta``-derivative does not vanish at a kink.
 """
 from __future__ import annotations
 
