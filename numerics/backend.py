@@ -28,7 +28,7 @@ everywhere, stable near kinks).  Not here: :mod:`numerics.population`'s exact-in
 angles below ~1e-8 and its power-of-two rescaling of extreme norms; squared row norms must stay in
 the dtype's normal range.  Without the refinement an exactly parallel pair such as ``b = 2 a`` comes out
 a rounding-sized angle from parallel, so the objects that do not exist at a kink are refused wherever a
-pair is within ``4 (d + 5) eps ||a| - |b|| / |a|`` of one (:func:`unresolved_kinks`; NumPy arrays decide
+pair is within ``4 (d + 5) eps ||a| - |b|| / max(|a|, |b|)`` of one (:func:`unresolved_kinks`; NumPy arrays decide
 such pairs exactly).  Memory is ``O(B K (K + K*) d)`` (pair differences; :mod:`numerics.xp_geometry`),
 and ``O(B (K d)^2)`` for Hessians.
 
@@ -565,19 +565,20 @@ KINK_ROUNDING = 4  # safety factor on the rounding bound of unresolved_kinks
 
 def unresolved_kinks(xp, geo):
     """Pairs whose angle :func:`numerics.xp_geometry.pairs` cannot tell from 0 or pi: ``min(theta, psi) <=
-    KINK_ROUNDING (d + 5) eps ||a| - |b|| / |a|`` (``eps`` of the dtype), exactly (anti-)parallel pairs
-    among them.
+    KINK_ROUNDING (d + 5) eps ||a| - |b|| / max(|a|, |b|)`` (``eps`` of the dtype), exactly (anti-)parallel
+    pairs among them.
 
-    Why that bound: ``a^ - b^`` is formed as ``(D - b^ (|a| - |b|)) / |a|`` from ``D = a - b``; its rounding
-    error is at most about ``(d + 5) eps |D| / |a|`` (``d``-term sums in ``|a| - |b| = D.S / (|a| + |b|)`` and
-    in ``|b|``), and for an exactly parallel pair ``|D| = ||a| - |b||``: the computed angle of such a pair
+    Why that bound: ``a^ - b^`` is formed as ``(D - u (|a| - |b|)) / max(|a|, |b|)`` from ``D = a - b`` (``u``
+    the shorter row's unit vector); its rounding error is at most about ``(d + 5) eps |D| / max(|a|, |b|)``
+    (``d``-term sums in ``|a| - |b| = D.S / (|a| + |b|)`` and in the norms), and for an exactly parallel
+    pair ``|D| = ||a| - |b||``: the computed angle of such a pair
     is that noise, not 0, unless the rows are equal or their differences happen to round exactly (so
     ``b = 2 a`` is usually *not* found by ``theta == 0``).  Likewise ``psi`` with ``S = a + b``.  A pair of
     equal norms has no such noise (``D`` itself is small) and is refused only when exactly parallel.
     """
     d = geo.ua.shape[-1]
     eps = xp.finfo(geo.theta.dtype).eps
-    tol = (KINK_ROUNDING * (d + 5) * eps) * xp.abs(geo.na - geo.nb) / geo.na
+    tol = (KINK_ROUNDING * (d + 5) * eps) * xp.abs(geo.na - geo.nb) / xp.maximum(geo.na, geo.nb)
     return (geo.theta <= tol) | (geo.psi <= tol)
 
 

@@ -9,7 +9,7 @@ Angles come from the half-angle formulas on unit vectors,
 ``theta = 2 atan2(|a^ - b^|, |a^ + b^|)`` and ``psi = pi - theta = 2 atan2(|a^ + b^|, |a^ - b^|)``
 (no ``arccos``, no ``1 - cos``), with ``sin`` and ``cos`` from the same half-angle sines, and
 ``a^ - b^`` formed from ``a - b`` (see :func:`pairs`).  Relative accuracy of an angle ``theta``
-near 0 (or ``psi`` near pi): ``~eps (1 + ||a| - |b|| / (|a| theta))``, a few ulps near a teacher
+near 0 (or ``psi`` near pi): ``~eps (1 + ||a| - |b|| / (max(|a|, |b|) theta))``, a few ulps near a teacher
 row, ``eps / theta`` at worst (the NumPy path refines those pairs in exact arithmetic instead).
 The price is memory: the differences of all pairs, ``(..., m, n, d)`` entries (the NumPy path
 needs only ``(m, n)``).
@@ -63,15 +63,20 @@ def pairs(xp, A, B) -> XpPairs:
     ua = (A / na)[..., :, None, :]
     ub = (B / xp.matrix_transpose(nb))[..., None, :, :]
     # a^ -+ b^ from the exact-as-floats differences of the rows themselves: with D = a - b, S = a + b
-    # and |a| - |b| = D.S / (|a| + |b|) (no cancellation), a^ - b^ = (D - b^ (|a| - |b|)) / |a| and
-    # a^ + b^ = (S + b^ (|a| - |b|)) / |a|.  Near a kink the small one of the two is then accurate to
-    # ~eps relative, times (relative gap of the norms) / angle, instead of eps / angle.
+    # and g = |a| - |b| = D.S / (|a| + |b|) (no cancellation), a^ - b^ = (D - b^ g) / |a| and
+    # a^ + b^ = (S + b^ g) / |a|, or, dividing by |b| instead, (D - a^ g) / |b| and (S - a^ g) / |b|.
+    # Near a kink the small one of the two is then accurate to ~eps relative, times (relative gap of the
+    # norms) / angle, instead of eps / angle.  The longer row's norm is the divisor: the rounding of
+    # D - u g is ~eps |D|, and |D| <= 2 max(|a|, |b|), so the error stays ~eps whatever the ratio of
+    # the norms (divided by the shorter norm it would grow like that ratio: 1e-7 at a ratio of 1e9).
     Ab, Bb = A[..., :, None, :], B[..., None, :, :]
     D, S = Ab - Bb, Ab + Bb
     dn = (xp.sum(D * S, axis=-1) / (na + nb))[..., None]
-    na_ = na[..., None]
-    diff = (D - ub * dn) / na_
-    summ = (S + ub * dn) / na_
+    a_longer = (na >= nb)[..., None]  # (..., m, n, 1)
+    shorter_unit = xp.where(a_longer, ub, ua)
+    longer_norm = xp.where(a_longer, na[..., None], nb[..., None])
+    diff = (D - shorter_unit * dn) / longer_norm
+    summ = (S + xp.where(a_longer, dn, -dn) * shorter_unit) / longer_norm
     hs = safe_norm(xp, diff) / 2  # sin(theta / 2)
     hc = safe_norm(xp, summ) / 2  # cos(theta / 2)
     theta = 2 * xp.atan2(hs, hc)

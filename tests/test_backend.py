@@ -110,6 +110,23 @@ def test_random_weights_equal_the_numpy_reference(seed, K, Ks, d):
         close_to_reference(f(torch.tensor(W), torch.tensor(Ws), numerics).numpy(), f(W, Ws, numerics), name)
 
 
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), power=st.integers(-30, 30).filter(lambda p: abs(p) >= 3),
+       which=st.sampled_from(["student", "teacher"]))
+def test_rows_of_very_different_lengths_keep_the_reference_accuracy(seed, power, which):
+    """One row ``10^power`` times longer than the others (a unit shrinking to zero in training, or a
+    teacher far out): the pair geometry divides by the longer row's norm, so the angles stay accurate
+    to ~eps whatever the ratio (divided by the shorter one they lost the ratio's digits: 30% errors
+    in the Hessians at 1e-23).  Every object to the module's tolerance of the NumPy reference."""
+    rng = np.random.default_rng(seed)
+    W, Ws = rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
+    (W if which == "student" else Ws)[0] *= 10.0**power
+    for name, f in objects():
+        close_to_reference(f(torch.tensor(W), torch.tensor(Ws), numerics).numpy(), f(W, Ws, numerics),
+                           f"{name}, row 0 of the {which}s scaled by 1e{power}", rtol=reference_rtol(W, Ws),
+                           floor=cancellation_floor(name, W, Ws))
+
+
 def test_one_student_near_its_teacher_keeps_full_relative_accuracy():
     """The matched-pair rewrites: at |W - W*| = 1e-9 |W*| the loss is ~1e-18 and every digit counts.
     (The true fields are checked by the next test: the reference loses digits there.)"""

@@ -4,7 +4,7 @@ object does not exist, as on NumPy, even when the backend's rounding gives them 
 The backend forms angles from ``a - b`` without the NumPy path's exact refinement, so a pair ``b = 2 a``
 (exactly parallel: scaling by a power of two is exact) usually comes out ``~1e-16`` rad from parallel,
 not at 0.  :func:`numerics.backend.unresolved_kinks` refuses every pair within the rounding bound
-``4 (d + 5) eps ||a| - |b|| / |a|`` of a kink.  Checked here:
+``4 (d + 5) eps ||a| - |b|| / max(|a|, |b|)`` of a kink.  Checked here:
 
 * the bound covers the computed angle of exactly (anti-)parallel pairs over scales ``2^-20 .. 2^20``,
   ``d`` up to 64, float64 and float32 (were the bound too tight, some of these would slip through);
