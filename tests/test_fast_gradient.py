@@ -145,3 +145,20 @@ def test_row_blocks_change_no_bit(entries):
             assert numerics.gradient(W, Ws, p, f).tobytes() == ref.tobytes(), (p, f, entries)
     finally:
         population._FAST_BLOCK_ENTRIES = saved
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), N=st.integers(0, 6), K=st.integers(1, 4), M=st.integers(1, 6),
+       outliers=st.lists(st.sampled_from(["edge", "beyond", "-beyond", "nan"]), max_size=3))
+def test_separated_is_the_per_instance_range_check(seed, N, K, M, outliers):
+    """:func:`fast_gradient.separated` (a whole-stack check first, per instance only when it fails) against
+    a plain loop over the instances: every cosine in ``[-SWITCH_COS, SWITCH_COS]``, NaN failing; cosines
+    exactly at the edge pass, one ulp beyond fails."""
+    rng = np.random.default_rng(seed)
+    c = rng.uniform(-SWITCH_COS, SWITCH_COS, (N, K, M))
+    value = {"edge": SWITCH_COS, "beyond": np.nextafter(SWITCH_COS, 2.0),
+             "-beyond": -np.nextafter(SWITCH_COS, 2.0), "nan": np.nan}
+    for kind in outliers if N else []:
+        c[rng.integers(N), rng.integers(K), rng.integers(M)] = value[kind]
+    want = [all(-SWITCH_COS <= x <= SWITCH_COS for x in inst.ravel()) for inst in c]
+    assert fast_gradient.separated(c).tolist() == want
