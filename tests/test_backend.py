@@ -242,6 +242,32 @@ def test_float32_tensors_come_back_in_float32(part):
         close_to_reference(got.double().numpy(), f(W64, Ws64, numerics), name, rtol=200 * EPS32)
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([1.5, -0.7, 3.0]), power=st.integers(-5, -1))
+def test_float32_near_a_kink_within_its_documented_accuracy(seed, scale, power):
+    """Two float32 students ``~10^power`` rad from (anti-)parallel: every object within ``200 eps32`` of the
+    float64 reference at the same (float32-rounded) weights plus ``64 eps32 / theta``, the float32 twin of
+    the float64 kink term (``reference_rtol``); objects refused in float32 (pairs below its angle
+    resolution) must be refused as kinks."""
+    rng = np.random.default_rng(seed)
+    W, Ws = rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
+    W[1] = scale * W[0] + 10.0**power * rng.standard_normal(4)
+    W, Ws = W.astype(np.float32), Ws.astype(np.float32)
+    W64, Ws64 = W.astype(np.float64), Ws.astype(np.float64)
+    theta = 64 * np.finfo(float).eps / (reference_rtol(W64, Ws64) - RTOL)  # the smallest distance to a kink
+    for name, f in objects():
+        try:
+            ref = f(W64, Ws64, numerics)
+        except ValueError:
+            continue
+        try:
+            got = f(torch.tensor(W), torch.tensor(Ws), numerics)
+        except ValueError as exc:
+            assert "to within rounding" in str(exc), (name, str(exc))
+            continue
+        close_to_reference(got.double().numpy(), ref, name, rtol=200 * EPS32 + 64 * EPS32 / theta)
+
+
 def test_mixed_inputs_take_the_tensors_type():
     rng = np.random.default_rng(10)
     W, Ws = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
