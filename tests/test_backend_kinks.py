@@ -14,7 +14,8 @@ not at 0.  :func:`numerics.backend.unresolved_kinks` refuses every pair within t
 * pairs ``1e-10`` rad from a kink, far above the bound, are not refused, and agree with NumPy within
   the backend's documented accuracy there (``1e-11 + 64 eps / angle`` of the largest entry);
 * a refusal inside a batch names the instance by its index in the caller's batch shape, whichever path
-  (fast-path routing, tensors with derivatives, Hessians) found it.
+  (fast-path routing, tensors with derivatives, Hessians, Hessians in chunks) found it;
+* and, beside the kinks, a large batch of Hessians evaluated in chunks equals the batch whole, bit for bit.
 """
 from __future__ import annotations
 
@@ -127,3 +128,23 @@ def test_a_refusal_names_the_instance_in_the_callers_batch_shape(which):
     else:
         assert message.startswith("instance (1, 2): "), message
     assert "W[0] and W[3] are anti-parallel" in message, message
+
+
+def test_a_hessian_batch_in_chunks_is_the_batch_whole_bit_for_bit(monkeypatch):
+    """Large batches of Hessians are evaluated in chunks of instances (bounded temporaries): every chunk
+    size gives the whole batch's bits (the same operations on each instance), broadcasting included."""
+    rng = np.random.default_rng(12)
+    W, Ws = torch.tensor(rng.standard_normal((2, 5, 3, 4))), torch.tensor(rng.standard_normal((5, 2, 4)))
+    whole = {f: numerics.hessian(W, Ws, "H", f) for f in ("true", "mean", "autograd")}
+    for entries in (144, 3 * 144, 7 * 144):  # 1, 3 and 7 instances of 12 x 12 matrices per chunk
+        monkeypatch.setitem(backend._HESSIAN_CHUNK_ENTRIES, "cpu", entries)
+        for field, ref in whole.items():
+            got = numerics.hessian(W, Ws, "H", field)
+            assert got.shape == (2, 5, 12, 12) and torch.equal(got, ref), (entries, field)
+
+
+def test_a_refusal_in_a_chunked_hessian_names_the_instance(monkeypatch):
+    monkeypatch.setitem(backend._HESSIAN_CHUNK_ENTRIES, "cpu", 2 * 400)  # two instances (20 x 20) per chunk
+    W, Ws = batch_with_a_kink_at((1, 2))
+    with pytest.raises(ValueError, match=r"^instance \(1, 2\): .*W\[0\] and W\[3\] are anti-parallel"):
+        numerics.hessian(torch.tensor(W), torch.tensor(Ws), "H", "true")
