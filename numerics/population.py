@@ -231,17 +231,53 @@ def _family_loss(W, W_star, part, fam, weights: dict):
 
 
 def _family_gradient(W, W_star, part, field, fam):
-    """:func:`numerics.family_population.gradient`; tensors in, tensors of the caller's dtype and device out."""
+    """:func:`numerics.family_population.gradient`; tensors in, tensors of the caller's dtype and device out;
+    a batch instance by instance."""
     from . import family_population
 
+    def single(Wi, Wsi):
+        out = family_population.gradient(Wi, Wsi, part, field, fam)
+        return out if fam.train_output else (out,)
+
     if is_batched(W, W_star):
-        raise ValueError("the model family's gradients take one instance per call (W of shape (K, d)); "
-                         "loop over the batch, or use autograd of numerics.loss on tensors")
-    out = family_population.gradient(W, W_star, part, field, fam)
-    if not wants_backend(W, W_star):
-        return out
-    back = _in_callers_type(W, W_star, out if fam.train_output else (out,))
-    return tuple(back) if fam.train_output else back[0]
+        out = _family_batch(single, W, W_star,
+                            lambda K, d: ((K, d), (K,)) if fam.train_output else ((K, d),))
+    else:
+        out = single(W, W_star)
+    if wants_backend(W, W_star):
+        out = _in_callers_type(W, W_star, out)
+    return tuple(out) if fam.train_output else out[0]
+
+
+def _family_batch(single, W, W_star, shapes, check=None) -> list:
+    """``single(W_i, W_star_i)`` (a tuple of arrays) for every instance of a batch, as arrays of shape
+    ``batch + shapes(K, d)[m]``: the very single calls, one by one (:func:`numerics.batched.over_batch`; its
+    errors name the instance), their results carried as one flat row per instance and split again.
+    ``check(plan)`` may refuse the batch before any work."""
+    from . import batched
+
+    def flat_single(Wi, Wsi):
+        return np.concatenate([np.ravel(r) for r in single(Wi, Wsi)])
+
+    def flat_shape(plan):
+        if check is not None:
+            check(plan)
+        return (sum(math.prod(shape) for shape in shapes(plan.K, plan.d)),)
+
+    flat = batched.over_batch(flat_single, W, W_star, (), flat_shape)
+    K, d = _rows_and_dim(W)
+    out, start = [], 0
+    for shape in shapes(K, d):
+        size = math.prod(shape)
+        out.append(flat[..., start:start + size].reshape(flat.shape[:-1] + tuple(shape)))
+        start += size
+    return out
+
+
+def _rows_and_dim(W) -> tuple:
+    """``(K, d)`` of ``W``'s instances (a 1-D ``W`` is one row)."""
+    shape = tuple(getattr(W, "shape", ())) or np.shape(np.asarray(W, dtype=object))
+    return (1, shape[-1]) if len(shape) == 1 else (shape[-2], shape[-1])
 
 
 def _in_callers_type(W, W_star, arrays) -> list:
@@ -253,13 +289,22 @@ def _in_callers_type(W, W_star, arrays) -> list:
 
 
 def _family_hessian(W, W_star, part, field, fam):
-    """:func:`numerics.family_hessian.hessian`; tensors in, tensors of the caller's dtype and device out."""
+    """:func:`numerics.family_hessian.hessian`; tensors in, tensors of the caller's dtype and device out; a
+    batch instance by instance."""
     from . import family_hessian
 
+    def single(Wi, Wsi):
+        return (family_hessian.hessian(Wi, Wsi, part, field, fam),)
+
+    def size(K, d):
+        return K * d + (K if fam.train_output else 0)
+
     if is_batched(W, W_star):
-        raise ValueError("the model family's Hessians take one instance per call (W of shape (K, d))")
-    out = family_hessian.hessian(W, W_star, part, field, fam)
-    return _in_callers_type(W, W_star, (out,))[0] if wants_backend(W, W_star) else out
+        out = _family_batch(single, W, W_star, lambda K, d: ((size(K, d), size(K, d)),),
+                            check=lambda plan: _check_batch_memory(size(plan.K, plan.d), "H", plan.shape))
+    else:
+        out = single(W, W_star)
+    return _in_callers_type(W, W_star, out)[0] if wants_backend(W, W_star) else out[0]
 
 
 def _too_large(what: str) -> str:

@@ -171,6 +171,53 @@ def test_batched_family_losses_equal_the_loop():
         assert got[i] == numerics.loss(Wb[i], Ws, "J2", activation=("relu_power", 3))
 
 
+FAMILY_KEYWORDS = [dict(activation=("leaky_relu", 0.2), a=np.array([1.0, 2.0, 0.5])),
+                   dict(activation=("relu_power", 2), sobolev=(1.0, 0.5)),
+                   dict(cov=np.diag([1.0, 2.0, 0.5, 1.5]), train_output=True)]
+
+
+@pytest.mark.parametrize("kw", FAMILY_KEYWORDS, ids=["leaky, a", "relu_power 2 with J2", "cov, train_output"])
+def test_batched_family_gradients_and_hessians_equal_the_loop(kw):
+    """Family gradients and Hessians accept batch dimensions (broadcast as for the paper's model): each
+    instance is the single call's, bit for bit (the batch runs the single calls one by one); with
+    ``train_output`` both gradients come back batched, and the Hessian is over ``(W, a)``."""
+    W, Ws, rng = random_case(21)
+    Wb = np.stack([W, 2 * W + 0.1 * rng.standard_normal(W.shape)])[:, None] * np.ones((1, 2, 1, 1))  # (2, 2, K, d)
+    Wsb = np.stack([Ws, -Ws])  # (2, K*, d): broadcast against the last batch axis
+    for field in ("mean", "true"):
+        got = numerics.gradient(Wb, Wsb, "H", field, **kw)
+        got = got if isinstance(got, tuple) else (got,)
+        for i, j in np.ndindex(2, 2):
+            want = numerics.gradient(Wb[i, j], Wsb[j], "H", field, **kw)
+            want = want if isinstance(want, tuple) else (want,)
+            assert len(got) == len(want)
+            for g, w in zip(got, want):
+                assert g.shape == (2, 2) + w.shape and np.array_equal(g[i, j], w), (field, i, j)
+    for field in ("true", "mean", "autograd"):
+        got = numerics.hessian(Wb, Wsb, "H", field, **kw)
+        for i, j in np.ndindex(2, 2):
+            assert np.array_equal(got[i, j], numerics.hessian(Wb[i, j], Wsb[j], "H", field, **kw)), (field, i, j)
+
+
+def test_batched_family_calls_on_tensors_and_their_refusals(monkeypatch):
+    W, Ws, _ = random_case(22)
+    kw = dict(activation=("leaky_relu", 0.3), train_output=True)
+    Wb = np.stack([W, -W, 0.5 * W])
+    gW, ga = numerics.gradient(torch.tensor(Wb, dtype=torch.float32), torch.tensor(Ws, dtype=torch.float32),
+                               "L", "true", **kw)
+    assert isinstance(ga, torch.Tensor) and gW.dtype == ga.dtype == torch.float32 and ga.shape == (3, 3)
+    H = numerics.hessian(torch.tensor(Wb), torch.tensor(Ws), "J", "mean", **kw)
+    assert isinstance(H, torch.Tensor) and H.shape == (3, 15, 15)
+    Wb[2, 1] = 2 * Wb[2, 0]  # an exact kink of J in instance 2: named
+    with pytest.raises(ValueError, match=r"^instance \(2,\): the true gradient of J does not exist"):
+        numerics.gradient(Wb, Ws, "J", "true", **kw)
+    from numerics import population
+
+    monkeypatch.setattr(population, "available_memory", lambda: 1_000)  # bytes: refused before any work
+    with pytest.raises(ValueError, match="batch of Hessians"):
+        numerics.hessian(Wb, Ws, "L", "true", **kw)
+
+
 # ----------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("kwargs, fragment", [
     (dict(activation="tanh"), "activation must be"),
