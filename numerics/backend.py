@@ -408,9 +408,7 @@ def _gradient_routed(xp, W, W_star, part, field):
                       lambda w, s, geo: _gradient_fast(xp, w, s, part, field, geo),
                       lambda w, s: _gradient_general(xp, w, s, part, field))
     except Refusal as exc:  # the stack was the batch flattened: its index back in the batch's shape
-        import numpy as np
-
-        raise exc.at(tuple(int(i) for i in np.unravel_index(exc.instance[0], batch))) from None
+        raise exc.in_batch(batch) from None
     return xp.reshape(out, batch + (K, d))
 
 
@@ -560,6 +558,13 @@ class Refusal(ValueError):
     def at(self, instance: tuple) -> "Refusal":
         return Refusal(instance, self.text)
 
+    def in_batch(self, batch: tuple, offset: int = 0) -> "Refusal":
+        """The refusal of a flattened stack whose instance ``offset + instance[0]`` is named by its index in the
+        batch shape ``batch``."""
+        import numpy as np
+
+        return self.at(tuple(int(i) for i in np.unravel_index(offset + self.instance[0], batch)))
+
 
 KINK_ROUNDING = 4  # safety factor on the rounding bound of unresolved_kinks
 
@@ -572,9 +577,9 @@ def unresolved_kinks(xp, geo):
     Why that bound: ``a^ - b^`` is formed as ``(D - u (|a| - |b|)) / max(|a|, |b|)`` from ``D = a - b`` (``u``
     the shorter row's unit vector); its rounding error is at most about ``(d + 5) eps |D| / max(|a|, |b|)``
     (``d``-term sums in ``|a| - |b| = D.S / (|a| + |b|)`` and in the norms), and for an exactly parallel
-    pair ``|D| = ||a| - |b||``: the computed angle of such a pair
-    is that noise, not 0, unless the rows are equal or their differences happen to round exactly (so
-    ``b = 2 a`` is usually *not* found by ``theta == 0``).  Likewise ``psi`` with ``S = a + b``.  A pair of
+    pair ``|D| = ||a| - |b||``: the computed angle of such a pair is that noise, not 0, unless the rows are
+    equal or their differences happen to round exactly (so ``b = 2 a`` is usually *not* found by
+    ``theta == 0``).  Likewise ``psi`` with ``S = a + b``.  A pair of
     equal norms has no such noise (``D`` itself is small) and is refused only when exactly parallel.
     """
     d = geo.ua.shape[-1]
@@ -603,9 +608,7 @@ def hessian(W, W_star, part: str, field: str):
         try:
             chunks.append(_hessian(xp, W[c0:c0 + step], W_star[c0:c0 + step], parts, field, part))
         except Refusal as exc:  # its index in the chunk, back in the batch's shape
-            import numpy as np
-
-            raise exc.at(tuple(int(i) for i in np.unravel_index(c0 + exc.instance[0], batch))) from None
+            raise exc.in_batch(batch, offset=c0) from None
     return xp.reshape(xp.concat(chunks, axis=0), batch + (K * d, K * d))
 
 

@@ -265,19 +265,13 @@ def _family_batch(single, W, W_star, shapes, check=None) -> list:
         return (sum(math.prod(shape) for shape in shapes(plan.K, plan.d)),)
 
     flat = batched.over_batch(flat_single, W, W_star, (), flat_shape)
-    K, d = _rows_and_dim(W)
+    K, _, d = _operand_dims(W, W_star)
     out, start = [], 0
     for shape in shapes(K, d):
         size = math.prod(shape)
         out.append(flat[..., start:start + size].reshape(flat.shape[:-1] + tuple(shape)))
         start += size
     return out
-
-
-def _rows_and_dim(W) -> tuple:
-    """``(K, d)`` of ``W``'s instances (a 1-D ``W`` is one row)."""
-    shape = tuple(getattr(W, "shape", ())) or np.shape(np.asarray(W, dtype=object))
-    return (1, shape[-1]) if len(shape) == 1 else (shape[-2], shape[-1])
 
 
 def _in_callers_type(W, W_star, arrays) -> list:
