@@ -632,7 +632,8 @@ def hessian(W, W_star, part: str, field: str, *, a=None, a_star=None, activation
         return batched.hessian(W, W_star, part, field)
     W, W_star, _ = prepare(W, W_star)
     _check_memory(W.shape[0] * W.shape[1], part)
-    out = _hessian(W, W_star, part, field)
+    with np.errstate(over="ignore", invalid="ignore"):  # a result beyond float64 is refused just below
+        out = _hessian(W, W_star, part, field)
     if not np.isfinite(out).all():  # degree 0: only a kink's 1/angle terms at an extreme size ratio get here
         raise ValueError(f"an entry of the {field} Hessian of {part} is beyond the float64 range (~1.8e308) here: "
                          "a pair of rows is so close to (anti-)parallel, at such a ratio of norms, that a "

@@ -1088,3 +1088,19 @@ def test_loss_overflow_with_a_student_at_the_teacher():
     ref = Reference(W, Ws)
     failures = [f for p in PARTS for f in check_object(ref, "loss", p, None)]
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("part", ["J", "H"])
+def test_an_overflowing_hessian_is_refused_without_runtime_warnings(part):
+    """w = e1, w* = e1 + 2**-1074 e2 in d = 3: the true Hessian's 1/angle terms overflow, which is refused with
+    a ValueError; NumPy's overflow and invalid-value warnings on the way there were noise in the caller's log
+    (they appeared before the refusal), so the refusal is the only signal."""
+    import warnings
+
+    W, Ws = np.zeros((1, 3)), np.zeros((1, 3))
+    W[0, 0] = Ws[0, 0] = 1.0
+    Ws[0, 1] = 2.0**-1074
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="beyond the float64 range"):
+            numerics.hessian(W, Ws, part, "true")
