@@ -439,14 +439,15 @@ def _routed(xp, W, W_star, fast_fn, general_fn, rows: int | None = None):
         return fast_fn(W, W_star, geo)
     if not any(fast):
         return general_fn(W, W_star)
-    idx = {flag: xp.asarray([i for i, f in enumerate(fast) if f is flag], device=_device(W)) for flag in (True, False)}
+    where = {flag: [i for i, f in enumerate(fast) if f is flag] for flag in (True, False)}  # host indices
+    idx = {flag: xp.asarray(where[flag], device=_device(W)) for flag in where}
     sub = {flag: (xp.take(W, idx[flag], axis=0), xp.take(W_star, idx[flag], axis=0)) for flag in idx}
     # the fast instances' geometry: their entries of the batch's (self_pair is the same for every instance)
     geo_fast = {key: value if key == "self_pair" else xp.take(value, idx[True], axis=0) for key, value in geo.items()}
     try:
         general = general_fn(*sub[False])
     except Refusal as exc:  # name the instance by its place in the whole stack
-        raise exc.at(([i for i, f in enumerate(fast) if not f][exc.instance[0]],)) from None
+        raise exc.at((where[False][exc.instance[0]],)) from None
     parts = [fast_fn(*sub[True], geo_fast), general]
     order = xp.argsort(xp.concat([idx[True], idx[False]]))  # back to the instances' own order
     return xp.take(xp.concat(parts, axis=0), order, axis=0)
