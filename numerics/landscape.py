@@ -4,10 +4,12 @@
   dimensions), each start stopped when its field is below a tolerance, on one of the three fields of
   :data:`numerics.flows.FLOWS`: the **mean field** of ``L`` or of ``H`` (what autograd training follows), or the
   **true gradient** of ``H`` as a sliding field on the teacher rays (:mod:`numerics.sliding`);
-* :func:`classify`: an end point as ``"global"`` (``K = K*``: within ``global_tol |W*|`` of the teacher modulo a
-  permutation of the rows; ``K > K*``, where global minima also split a teacher row between students: value
-  loss ``L`` below ``value_tol`` times ``L`` of the teacher alone; ``L``, not ``H``, because ``J`` grows
-  linearly in the angle next to the teacher), ``"spurious minimum"`` (field below ``grad_tol``, not global, and
+* :func:`classify`: an end point as ``"global"`` (within ``global_tol |W*|`` of the teacher modulo a permutation of
+  the rows (``K = K*``), or value loss ``L`` at most ``value_tol`` times ``L`` of the teacher alone: every global
+  minimum has value 0, including those of ``K > K*`` that split a teacher row between students, and the value
+  certifies the end point as long as ``value_tol`` lies far below the value of every other critical point found
+  (reports check that gap); ``L``, not ``H``, because ``J`` grows linearly in the angle next to the teacher),
+  ``"spurious minimum"`` (field below ``grad_tol``, not global, and
   no eigenvalue of :func:`stability_spectrum` with real part below ``-eig_tol``: for ``L`` the symmetric Hessian,
   for the mean field of ``H`` its Jacobian, for the sliding field its Jacobian on the manifold with every lock
   held by a margin of at least ``eig_tol``), ``"saddle"`` (field below ``grad_tol``, unstable) or
@@ -26,10 +28,12 @@ from scipy.stats import binomtest
 
 import numerics
 
-from . import sliding
+from . import fused_fields, sliding
 from .descent_field import mean_field
 from .flows import FLOWS
 from .validation import is_backend_array
+
+TWO_PI = 2 * math.pi
 
 KINDS = ("global", "spurious minimum", "saddle", "not converged")
 
@@ -49,12 +53,13 @@ def descend(W0, W_star, flow: str, *, lr: float, max_steps: int, grad_tol: float
     """Gradient descent ``W <- W - lr_i F(W)`` for a batch ``W0 (B, K, d)`` against one teacher ``W_star (K*, d)``.
 
     ``F`` is the mean field of ``L`` (``"L"``) or of ``H`` (``"H-mean"``, also ``"H"``), or the sliding field of the
-    true gradient of ``H`` (``"H-true"``: rows lock on teacher rays and are released, :mod:`numerics.sliding`); the
-    fields come from :func:`numerics.descent_field.mean_field`.  A start stops once ``|F| <= grad_tol``
-    (Frobenius), or, with ``value_tol > 0`` and the mean fields, once its value loss ``L`` is at most ``value_tol``
-    times that of the teacher alone (checked every ``VALUE_CHECK_EVERY`` steps: for ``K > K*`` the approach to a
-    global minimum whose teacher row is split between students is degenerate and slow, while the network is
-    already the teacher's).
+    true gradient of ``H`` (``"H-true"``: rows lock on teacher rays and are released, :mod:`numerics.sliding`).  NumPy
+    arrays run on the fused fields of :mod:`numerics.fused_fields` (one product with ``Z = [W; W*]`` per step);
+    tensors on :func:`numerics.descent_field.mean_field`.  A start stops once ``|F| <= grad_tol`` (Frobenius), or,
+    with ``value_tol > 0``, once its value loss ``L`` is at most ``value_tol`` times that of the teacher alone
+    (checked every ``VALUE_CHECK_EVERY`` steps): the end point is then global by :func:`classify`'s rule, and the
+    last stretch of a linear (``K = K*``) or degenerate, sublinear (``K > K*``, a teacher row split between
+    students) approach is not walked.
 
     Each start has its own step ``lr_i``, ``lr`` at first and halved whenever its field grew and reversed
     (:func:`_unstable`): the signature of a step above ``2 / lambda`` for the local curvature ``lambda``, where fixed-step
@@ -71,6 +76,8 @@ def descend(W0, W_star, flow: str, *, lr: float, max_steps: int, grad_tol: float
         raise ValueError(f"W0 must have shape (B, K, d); got {tuple(W.shape)}")
     if not (lr > 0 and max_steps >= 0 and grad_tol > 0):
         raise ValueError("lr and grad_tol must be positive and max_steps non-negative")
+    if isinstance(W, np.ndarray):
+        return _descend_fused(W, W_star, flow, lr=lr, max_steps=max_steps, grad_tol=grad_tol, value_tol=value_tol)
     xp, dev = array_namespace(W), device(W)
     B, K, _ = W.shape
     steps, unlocks = xp.zeros(B, dtype=xp.int64, device=dev), xp.zeros(B, dtype=xp.int64, device=dev)
@@ -83,7 +90,7 @@ def descend(W0, W_star, flow: str, *, lr: float, max_steps: int, grad_tol: float
         n = xp.linalg.vector_norm(xp.reshape(F, (F.shape[0], -1)), axis=1)
         norm[active] = n
         moving = n > grad_tol
-        if value_tol > 0 and flow != "H-true" and step % VALUE_CHECK_EVERY == 0:
+        if value_tol > 0 and step % VALUE_CHECK_EVERY == 0:
             moving &= relative_value_loss(W[active], W_star) > value_tol
         active, F, slack, n = active[moving], F[moving], slack[moving], n[moving]
         if step == max_steps or not active.shape[0]:
@@ -101,6 +108,72 @@ def descend(W0, W_star, flow: str, *, lr: float, max_steps: int, grad_tol: float
             W[active] = W_new
         steps[active] += 1
     return {"W": W, "steps": steps, "field_norm": norm, "locks": locks, "lr": rates, "unlocks": unlocks}
+
+
+def _descend_fused(W, W_star, flow: str, *, lr: float, max_steps: int, grad_tol: float, value_tol: float) -> dict:
+    """:func:`descend` in NumPy on the fused fields of :mod:`numerics.fused_fields`: the same rules step for step,
+    the running starts kept as one contiguous batch that is compacted only when some of them stop."""
+    B, K, _ = W.shape
+    out = {"W": W, "steps": np.zeros(B, np.int64), "field_norm": np.full(B, math.inf),
+           "locks": np.full((B, K), sliding.UNLOCKED, np.int64), "lr": np.full(B, float(lr)),
+           "unlocks": np.zeros(B, np.int64)}
+    run = _Batch(np.arange(B), W.copy(), out["locks"].copy(), out["lr"].copy())
+    check_value = value_tol > 0
+    teacher = fused_fields.teacher_value(W_star) / TWO_PI  # L of the teacher alone
+    for step in range(max_steps + 1):
+        F, slack = _fused_field(flow, run.W, W_star, run.locks)
+        n = np.sqrt(np.einsum("bkd,bkd->b", F, F))
+        moving = n > grad_tol
+        if check_value and step % VALUE_CHECK_EVERY == 0:
+            moving &= fused_fields.value(run.W, W_star) > value_tol * teacher
+        if not moving.all():
+            run.finish(out, n, ~moving)
+            run, F, slack, n = run.keep(moving), F[moving], slack[moving], n[moving]
+        if step == max_steps or not run.index.size:
+            run.finish(out, n, np.ones(run.index.size, bool))
+            break
+        run.lr[_unstable(F, n, run.prev_F, run.prev_n)] /= 2
+        run.prev_F, run.prev_n = F, n
+        W_new = run.W - run.lr[:, None, None] * F
+        if flow == "H-true":
+            release = slack > 0  # the other terms push harder than the kink holds: the row leaves its ray
+            run.unlocks += release.sum(axis=1)
+            run.locks[release] = sliding.UNLOCKED
+            run.W, run.locks = sliding.lock_crossings(run.W, W_new, W_star, run.locks, run.lr)
+        else:
+            run.W = W_new
+        run.steps += 1
+    return out
+
+
+class _Batch:
+    """The running starts of :func:`_descend_fused`: their indices into the batch and their state."""
+
+    def __init__(self, index, W, locks, lr):
+        self.index, self.W, self.locks, self.lr = index, W, locks, lr
+        self.steps, self.unlocks = np.zeros(index.size, np.int64), np.zeros(index.size, np.int64)
+        self.prev_F, self.prev_n = np.zeros_like(W), np.full(index.size, math.inf)
+
+    def finish(self, out: dict, norms, done) -> None:
+        """Write the state of the starts ``done`` (a mask) into the results."""
+        j = self.index[done]
+        for key, value in (("W", self.W), ("locks", self.locks), ("lr", self.lr), ("steps", self.steps),
+                           ("unlocks", self.unlocks)):
+            out[key][j] = value[done]
+        out["field_norm"][j] = norms[done]
+
+    def keep(self, mask) -> "_Batch":
+        new = _Batch(self.index[mask], self.W[mask], self.locks[mask], self.lr[mask])
+        new.steps, new.unlocks = self.steps[mask], self.unlocks[mask]
+        new.prev_F, new.prev_n = self.prev_F[mask], self.prev_n[mask]
+        return new
+
+
+def _fused_field(flow: str, W, W_star, locks) -> tuple:
+    """``(F, slack)`` of a NumPy batch on the fused fields (:func:`_field`'s contract)."""
+    if flow != "H-true":
+        return fused_fields.field(W, W_star, flow), np.full(locks.shape, -math.inf)
+    return sliding.slide(fused_fields.field(W, W_star, "H-true", locks), W_star, locks)
 
 
 def _operands(W0, W_star) -> tuple:
@@ -160,7 +233,7 @@ def decide(numbers: dict, *, grad_tol: float, global_tol: float, eig_tol: float,
     ``min_real_eigenvalue``, ``lock_margin``: the keys of :func:`classify`), by the rules of the module docstring;
     ``"unstable?"`` when the point is a converged non-global one whose ``min_real_eigenvalue`` is still ``None``."""
     distance = numbers["distance"]
-    if (distance <= global_tol) if distance is not None else (numbers["relative_value_loss"] <= value_tol):
+    if (distance is not None and distance <= global_tol) or numbers["relative_value_loss"] <= value_tol:
         return "global"
     if numbers["field_norm"] > grad_tol:
         return "not converged"

@@ -29,6 +29,7 @@ from .descent_field import mean_field
 from .flows import LOCK_ANGLE, batched_boundary_terms, units
 
 UNLOCKED = -1
+LOCK_TAN2 = math.tan(LOCK_ANGLE) ** 2  # squared tangent of the lock angle
 
 
 def boundary_terms(W, W_star, locks):
@@ -45,9 +46,14 @@ def boundary_terms(W, W_star, locks):
 def field(W, W_star, locks) -> tuple:
     """``(F, slack)``: the sliding field of the true gradient of ``H`` (``dW/dt = -F``) and, per locked row, the
     orthogonal push minus ``|w*_p|/2pi`` (``-inf`` for unlocked rows; the lock holds while it is negative)."""
-    xp = array_namespace(W, W_star)
-    G = mean_field(W, W_star, "H") + boundary_terms(W, W_star, locks)
-    slack = xp.full(tuple(locks.shape), -math.inf, dtype=W.dtype, device=device(W))
+    return slide(mean_field(W, W_star, "H") + boundary_terms(W, W_star, locks), W_star, locks)
+
+
+def slide(G, W_star, locks) -> tuple:
+    """``(F, slack)`` of :func:`field` from ``G``, the true gradient of ``H`` without the locked rows' own pair terms:
+    each locked row keeps the radial component of ``G`` along its teacher ray."""
+    xp = array_namespace(G, W_star)
+    slack = xp.full(tuple(locks.shape), -math.inf, dtype=G.dtype, device=device(G))
     b, i = xp.nonzero(locks >= 0)
     if b.shape[0]:
         p = locks[b, i]
@@ -62,27 +68,34 @@ def field(W, W_star, locks) -> tuple:
 
 def lock_crossings(W_old, W_new, W_star, locks, lr) -> tuple:
     """Lock the unlocked rows that a step ``W_old -> W_new`` (step size ``lr``, a number or one per instance) took onto
-    a teacher line; returns ``(W, locks)`` with those rows projected on their rays (new arrays)."""
+    a teacher line; returns ``(W, locks)`` with those rows projected on their rays (new arrays).
+
+    Angles to a line lie in ``[0, pi/2]``, where ``tan`` is increasing: every comparison of angles is made between
+    squared tangents ``perp^2 / c^2`` (``c`` the component along the teacher direction, ``perp`` the rest), which
+    needs no ``atan2``."""
     xp = array_namespace(W_old, W_star)
     U = units(W_star)
     Ut = xp.matrix_transpose(U)
     c_old, c_new = W_old @ Ut, W_new @ Ut  # (B, K, K*): components along each teacher direction
-    n_old, n_new = xp.linalg.vector_norm(W_old, axis=-1), xp.linalg.vector_norm(W_new, axis=-1)
-    # p_old . p_new for the components orthogonal to each teacher line, without forming them
-    cross = xp.einsum("bkd,bkd->bk", W_old, W_new)[..., None] - c_old * c_new
-    perp_new = xp.sqrt(xp.clip(n_new[..., None] ** 2 - c_new**2, min=0.0))
-    perp_old = xp.sqrt(xp.clip(n_old[..., None] ** 2 - c_old**2, min=0.0))
-    angle_new = xp.atan2(perp_new, xp.abs(c_new))
-    angle_old = xp.atan2(perp_old, xp.abs(c_old))
-    lr = xp.reshape(lr, (-1, 1, 1)) if getattr(lr, "ndim", 0) else lr
-    chatter = 2 * lr * xp.linalg.vector_norm(W_star, axis=-1) / (2 * math.pi * xp.clip(n_new[..., None], min=1e-300))
-    hit = ((cross < 0) & (angle_new <= chatter + LOCK_ANGLE)) | ((angle_new < LOCK_ANGLE) & (angle_new < angle_old))
+    sq_old, sq_new = c_old * c_old, c_new * c_new
+    n2_new = xp.vecdot(W_new, W_new)[..., None]
+    perp2_new = xp.clip(n2_new - sq_new, min=0.0)
+    perp2_old = xp.clip(xp.vecdot(W_old, W_old)[..., None] - sq_old, min=0.0)
+    hit = (perp2_new < LOCK_TAN2 * sq_new) & (perp2_new * sq_old < perp2_old * sq_new)  # closing in on a line
+    # crossed a line (the components orthogonal to it reversed: p_old . p_new < 0, without forming them) within the
+    # chatter of two steps of that kink: few such pairs, so the angle test runs on them alone
+    b, i, p = xp.nonzero(xp.vecdot(W_old, W_new)[..., None] - c_old * c_new < 0)
+    if b.shape[0]:
+        rate = xp.reshape(lr, (-1,))[b] if getattr(lr, "ndim", 0) else lr
+        chatter = 2 * rate * xp.linalg.vector_norm(W_star[p], axis=-1) / (2 * math.pi * xp.sqrt(n2_new[b, i, 0]))
+        reach = xp.tan(xp.clip(chatter + LOCK_ANGLE, max=math.pi / 2))
+        hit[b, i, p] |= perp2_new[b, i, p] <= reach * reach * sq_new[b, i, p]
     hit &= (locks == UNLOCKED)[..., None]
-    angle_new = xp.where(hit, angle_new, xp.full_like(angle_new, math.inf))
     b, i = xp.nonzero(xp.any(hit, axis=-1))
     W, locks = xp.asarray(W_new, copy=True), xp.asarray(locks, copy=True)
     if b.shape[0]:
-        p = xp.argmin(angle_new[b, i], axis=-1)
+        tan2 = xp.where(hit[b, i], perp2_new[b, i] / xp.clip(sq_new[b, i], min=1e-300), xp.inf)
+        p = xp.argmin(tan2, axis=-1)
         W[b, i] = c_new[b, i, p][:, None] * U[p]
         locks[b, i] = p
     return W, locks

@@ -221,7 +221,7 @@ def parser(description: str, prog: str | None = None) -> argparse.ArgumentParser
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="output folder, created if missing (default: reports/)")
     p.add_argument("--profile", choices=PROFILES, default="standard",
-                   help="quick (<1 min, CI smoke), standard (default, <15 min on 2 CPU cores), full (GPU-sized)")
+                   help="quick (<1 min, CI smoke), standard (default, <15 min on 2 CPU cores), full (the largest runs: the landscape over k = 6..20, about an hour on 2 CPU cores)")
     p.add_argument("--seed", type=seed_arg, default=0,
                    help=f"seed of every random choice, an integer in [0, {SEED_LIMIT - 1}] (default 0)")
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")

@@ -29,9 +29,11 @@ PROFILES = {
     "standard": dict(ks=[6, 8, 10, 12], offsets=[0, 1, 2], starts=100, chunk=25, max_steps=16000, lr_factor=0.5,
                      check=dict(k=10, starts=40),
                      samples=dict(ks=[8, 10], starts=30, n=2048, steps=1500, sgd_batch=128, lr_factor=2.0)),
-    "full": dict(ks=list(range(6, 21)), offsets=[0, 1, 2], starts=1000, chunk=50, max_steps=40000, lr_factor=0.5,
+    # Safran & Shamir's whole range.  The step is 1/lambda_max (twice standard's; the same number of steps as
+    # standard's 40000 would take at 0.5): the step-size check at k = 10 runs 200 starts again at standard's step
+    "full": dict(ks=list(range(6, 21)), offsets=[0, 1, 2], starts=1000, chunk=250, max_steps=20000, lr_factor=1.0,
                  check=dict(k=10, starts=200),
-                 samples=dict(ks=[8, 12], starts=200, n=8192, steps=4000, sgd_batch=256, lr_factor=2.0)),
+                 samples=dict(ks=[8, 12], starts=60, n=4096, steps=2000, sgd_batch=256, lr_factor=1.0)),
 }
 
 __all__ = ["NAME", "TITLE", "PROFILES", "build", "compute", "judge", "render", "main", "add_arguments"]

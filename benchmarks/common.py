@@ -1,0 +1,65 @@
+"""What every benchmark shares: a description of the machine, interleaved timing, and writing its report."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+# glibc keeps freed memory: whether a large result array is fresh (page-faulted) or reused then no longer depends on
+# the process's history (benchmarks/cost_breakdown.py saw the same product move between 2.9 and 4.7 ms without it)
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
+
+
+def keep_freed_memory(module: str) -> None:
+    """Re-execute ``python -m module`` with the same arguments once, with :data:`KEEP_FREED_MEMORY` set (a no-op when
+    it already is)."""
+    if any(os.environ.get(k) != v for k, v in KEEP_FREED_MEMORY.items()):
+        os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], {**os.environ, **KEEP_FREED_MEMORY})
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict:
+    import torch
+
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "numpy": np.__version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def median_over_rounds(stages: dict, rounds: int, calls: int = 3) -> dict:
+    """Median over rounds of the per-round median of ``calls`` timed calls of each stage, the stages interleaved round
+    after round (so that a slow spell of the machine touches all of them).  A stage is ``(setup, run)``: ``setup()``
+    (untimed) returns the argument of the timed ``run``."""
+    per = {k: [] for k in stages}
+    for _ in range(rounds):
+        for key, (setup, run) in stages.items():
+            times = []
+            for _ in range(calls):
+                arg = setup()
+                t = time.perf_counter()
+                run(arg)
+                times.append(time.perf_counter() - t)
+            per[key].append(statistics.median(times))
+    return {k: statistics.median(v) for k, v in per.items()}
+
+
+def write(name: str, result: dict, markdown: str, out: Path = REPORTS) -> None:
+    """``out/name.json`` and ``out/name.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{name}.md").write_text(markdown)
