@@ -225,19 +225,19 @@ GAP = 100.0  # the smallest spurious value loss should exceed the value toleranc
 
 
 def tolerance_gap(summary: dict) -> dict:
-    """Is the value tolerance that calls an over-parameterised end point global far below every spurious minimum?"""
+    """Is the value tolerance that calls an end point global far below every spurious minimum?"""
     tol = summary["tolerances"]
     values = [g["relative_value_loss"][i] for g in summary["groups"]
               for i, kind in enumerate(kinds(g, tol)) if kind == "spurious minimum"]
     if not values:
         return {"smallest": None, "ok": True, "sentence": "No spurious minimum was found, so the value tolerance "
-                f"{tol['value_tol']:g} (K > k) separates nothing here."}
+                f"{tol['value_tol']:g} separates nothing here."}
     low = min(values)
     ok = low >= GAP * tol["value_tol"]
     return {"smallest": low, "ok": ok,
             "sentence": f"The smallest value loss at a spurious minimum is {low:.3g} of the teacher's, "
                         f"{low / tol['value_tol']:.3g} times the value tolerance {tol['value_tol']:g} that calls an "
-                        "over-parameterised end point global" + (": the two are well apart." if ok else
+                        "end point global" + (": the two are well apart." if ok else
                         f": **less than {GAP:g} times**, so some end points may be misfiled.")}
 
 
