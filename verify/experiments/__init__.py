@@ -9,6 +9,8 @@
 * :mod:`.autoencoder` -- the denoising autoencoder on scikit-learn's 8x8 digits and the
   Fourier-multiplier Sobolev loss.
 * :mod:`.summary` -- statistics over seeds (median and min--max) and JSON-safe numbers.
+* :mod:`.mnist` -- MNIST from the files a user has (IDX, Keras npz, the classic pickle, torchvision's
+  folder), checked; never downloaded (docs/mnist.md).
 """
 from .loop import VARIANTS, TrainResult, derivative_targets, train, variant_loss
 
