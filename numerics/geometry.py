@@ -214,7 +214,13 @@ def _unit_orthogonal(ah: np.ndarray, bh: np.ndarray, theta: np.ndarray, psi: np.
     u_large = ((bh + ah) if summ is None else summ) - half_p[..., None] * ah
     u = np.where(small, u_small, u_large)
     u = u - np.einsum("...k,...k->...", u, np.broadcast_to(ah, u.shape))[..., None] * ah
-    norm = np.linalg.norm(u, axis=-1, keepdims=True)
+    # Only paired_plane_directions' diff/summ can make u's squared norm overflow: for a row b more than
+    # ~2**560 times shorter than a, their rounding (~eps |a| / |b| against a unit vector) exceeds 2**512.
+    # The norm is then inf and e2 = u / inf = 0 (as without this errstate, which only keeps NumPy from
+    # reporting it).  Harmless: that e2 is only multiplied by the boundary coefficient |b| cos(theta) /
+    # (2 pi) and added to row a of the gradient, whose own term alone is |a| / 2: below 2**-500 of its ulp.
+    with np.errstate(over="ignore"):
+        norm = np.linalg.norm(u, axis=-1, keepdims=True)
     degenerate = degenerate[..., None] | (norm == 0)
     return np.where(degenerate, 0.0, u / np.where(norm == 0, 1.0, norm))
 

@@ -581,10 +581,17 @@ def _coefficient(fn, g, fast: bool, kink=None, twin=None) -> np.ndarray:
     at the ``kink`` pairs, if given, the ``twin`` function instead."""
     if fast:
         return fn.away_from_kinks(g.na, g.nb, g.theta, g.sin, g.cos, g.theta.shape)
-    out = fn(g.na, g.nb, g.theta, g.psi, g.sin, g.cos)
-    if kink is not None:
-        na, nb = np.broadcast_arrays(g.na, g.nb)
-        out[kink] = twin(na[kink], nb[kink], g.theta[kink], g.psi[kink])
+    if kink is None:
+        return fn(g.na, g.nb, g.theta, g.psi, g.sin, g.cos)
+    # The series of a true-field coefficient about a kink holds |b|/angle: it overflows (and NumPy says so)
+    # at pairs within ~|b|/1e308 rad of (anti-)parallel (angles down to 5e-324 are allowed).  Harmless:
+    # every pair within SWITCH of 0 or pi is a kink pair (the dropped ones were set to a right angle),
+    # overwritten by the twin just below; the others take the closed form at angles >= SWITCH with norms
+    # within 2**450, which cannot overflow.
+    with np.errstate(over="ignore"):
+        out = fn(g.na, g.nb, g.theta, g.psi, g.sin, g.cos)
+    na, nb = np.broadcast_arrays(g.na, g.nb)
+    out[kink] = twin(na[kink], nb[kink], g.theta[kink], g.psi[kink])
     return out
 
 
