@@ -45,6 +45,12 @@ def stacked(W: np.ndarray, W_star: np.ndarray) -> tuple:
     return Z, s
 
 
+def nonzero(mask: np.ndarray) -> tuple:
+    """``np.nonzero(mask)`` of a NumPy array, by one flat scan and ``unravel_index`` (several times faster on the
+    pair arrays, where few entries are set)."""
+    return np.unravel_index(np.flatnonzero(mask), mask.shape)
+
+
 def _norms(X: np.ndarray) -> np.ndarray:
     """Row norms along the last axis (one fused pass; ``np.linalg.norm`` with ``axis`` takes several)."""
     return np.sqrt(np.einsum("...d,...d->...", X, X))
@@ -94,7 +100,7 @@ def angles(W: np.ndarray, Z: np.ndarray) -> tuple:
     diagonal = (slice(None), np.arange(K), np.arange(K))
     cos[diagonal] = 0.0  # a student's pair with itself: not among the near pairs, set below
     sq = cos * cos
-    b, i, q = near = np.nonzero(sq > NEAR_COS**2)
+    b, i, q = near = nonzero(sq > NEAR_COS**2)
     cos[diagonal] = 1.0
     theta = _arccos(cos)
     np.subtract(1.0, sq, out=sq)
@@ -116,8 +122,9 @@ def field(W: np.ndarray, W_star: np.ndarray, flow: str, locks=None) -> np.ndarra
     With the signed rows ``s_q z_q`` of ``Zs``: ``sum_q s_q (pi - theta) z_q / 2pi = sum(Zs) / 2 - (theta @ Zs) / 2pi``,
     so the mean fields' coefficients need no pass over the pairs beyond the angles themselves."""
     Z, s = stacked(W, W_star)
+    K = W.shape[1]
     A, U, cos, theta, sin, nZ, near = angles(W, Z)
-    Zs, sn = Z * s[:, None], nZ * s
+    Zs, sn = np.concatenate([W, -np.broadcast_to(W_star, Z[:, K:].shape)], axis=1), nZ * s
     weight = 1.0 if flow == "L" else 2.0  # the L and J mean fields share (pi - theta) z_q / 2pi
     r = np.matmul(sin, sn[..., None])[..., 0]  # sum_q s_q sin |z_q|: the L terms along w_i/|w_i|
     M = np.multiply(theta, -weight / TWO_PI, out=theta)
@@ -125,13 +132,13 @@ def field(W: np.ndarray, W_star: np.ndarray, flow: str, locks=None) -> np.ndarra
         # far pairs' boundary terms: s c (z_q - |z_q| c w_i/|w_i|) / (2 pi sin); the near pairs' (0 here: an infinite
         # denominator) are added below, with e2 from the unit vectors
         sin[near] = np.inf
-        sin[:, np.arange(W.shape[1]), np.arange(W.shape[1])] = np.inf
+        sin[:, np.arange(K), np.arange(K)] = np.inf
         T = np.divide(cos, sin, out=sin)
         T /= TWO_PI
         M += T
         r -= np.matmul(np.multiply(T, cos, out=T), sn[..., None])[..., 0] * TWO_PI
     F = M @ Zs
-    F += (weight / 2) * Zs.sum(axis=1)[:, None, :]
+    F += (weight / 2) * np.matmul(s, Z)[:, None, :]  # sum_q s_q z_q (a reduction by matmul: 7x np.sum's speed)
     F += (r / TWO_PI)[..., None] * A
     if flow == "H-true":
         _add_near_boundary_terms(F, A, U, cos, nZ, s, near, locks)

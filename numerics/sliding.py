@@ -26,6 +26,7 @@ import numpy as np
 from array_api_compat import array_namespace, device
 
 from .descent_field import mean_field
+from .fused_fields import nonzero
 from .flows import LOCK_ANGLE, batched_boundary_terms, units
 
 UNLOCKED = -1
@@ -57,13 +58,18 @@ def slide(G, W_star, locks) -> tuple:
     b, i = xp.nonzero(locks >= 0)
     if b.shape[0]:
         p = locks[b, i]
-        u = units(W_star[p])
+        u = units(W_star)[p]
         radial = xp.einsum("nd,nd->n", u, G[b, i])
         perp = G[b, i] - radial[:, None] * u
         slack[b, i] = (xp.linalg.vector_norm(perp, axis=-1)
                        - xp.linalg.vector_norm(W_star[p], axis=-1) / (2 * math.pi))
         G[b, i] = radial[:, None] * u
     return G, slack
+
+
+def _nonzero(xp, mask) -> tuple:
+    """``xp.nonzero(mask)``; for NumPy by one flat scan (:func:`numerics.fused_fields.nonzero`, several times faster)."""
+    return nonzero(mask) if isinstance(mask, np.ndarray) else xp.nonzero(mask)
 
 
 def lock_crossings(W_old, W_new, W_star, locks, lr) -> tuple:
@@ -84,14 +90,14 @@ def lock_crossings(W_old, W_new, W_star, locks, lr) -> tuple:
     hit = (perp2_new < LOCK_TAN2 * sq_new) & (perp2_new * sq_old < perp2_old * sq_new)  # closing in on a line
     # crossed a line (the components orthogonal to it reversed: p_old . p_new < 0, without forming them) within the
     # chatter of two steps of that kink: few such pairs, so the angle test runs on them alone
-    b, i, p = xp.nonzero(xp.vecdot(W_old, W_new)[..., None] - c_old * c_new < 0)
+    b, i, p = _nonzero(xp, xp.vecdot(W_old, W_new)[..., None] - c_old * c_new < 0)
     if b.shape[0]:
         rate = xp.reshape(lr, (-1,))[b] if getattr(lr, "ndim", 0) else lr
         chatter = 2 * rate * xp.linalg.vector_norm(W_star[p], axis=-1) / (2 * math.pi * xp.sqrt(n2_new[b, i, 0]))
         reach = xp.tan(xp.clip(chatter + LOCK_ANGLE, max=math.pi / 2))
         hit[b, i, p] |= perp2_new[b, i, p] <= reach * reach * sq_new[b, i, p]
     hit &= (locks == UNLOCKED)[..., None]
-    b, i = xp.nonzero(xp.any(hit, axis=-1))
+    b, i = _nonzero(xp, xp.any(hit, axis=-1))
     W, locks = xp.asarray(W_new, copy=True), xp.asarray(locks, copy=True)
     if b.shape[0]:
         tan2 = xp.where(hit[b, i], perp2_new[b, i] / xp.clip(sq_new[b, i], min=1e-300), xp.inf)
