@@ -1,6 +1,6 @@
 """Batched ``numerics.gradient`` (vectorised path) against a Python loop of single calls.
 
-    python benchmarks/batched.py [--out reports]
+    python -m benchmarks.batched [--out reports] [--repeats 7]
 
 B = 1024 instances, K = K* = d = 10, NumPy on CPU, ``gradient(., ., "H", "mean")`` and ``("L", "mean")``;
 the two are timed on the same inputs, interleaved (batch, loop, batch, loop, ...), medians reported.
@@ -8,26 +8,20 @@ The batched losses and Hessians are timed the same way, for the record (no targe
 Also, for the record, the same batch as torch tensors on the CPU (``numerics.backend``, float64 and
 float32): instance-gradients (and, float64, instance-losses) per second of its fast path and of its
 general path side by side, and instance-Hessians per second beside NumPy's batched Hessians (no target;
-the GPU figures come from ``benchmarks/gpu.py``).
+the GPU figures come from ``python -m benchmarks.gpu``).
 Writes reports/performance_batched.json and .md.  Never part of the test suite.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numerics  # noqa: E402
-from performance import _cpu_name as cpu_name  # noqa: E402  (the script's folder is on sys.path)
+import numerics
+from benchmarks import common
 
 B, K, KS, D = 1024, 10, 10, 10
 TARGET = 50.0
@@ -35,7 +29,7 @@ TARGET = 50.0
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "reports"))
+    ap.add_argument("--out", default=str(common.REPORTS))
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
     rng = np.random.default_rng(2024)
@@ -55,19 +49,15 @@ def main() -> None:
     torch_rows = _torch_rows(W, Ws, args.repeats)
     torch_loss_rows = _torch_loss_rows(W, Ws, args.repeats)
     torch_hessian_rows = _torch_hessian_rows(W, Ws, args.repeats)
-    machine = {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
-               "python": platform.python_version(), "numpy": np.__version__}
+    machine = common.machine("platform", "cpu", "cpu_count", "python", "numpy")
     met = all(r["speedup"] >= TARGET for r in rows)
     result = {"B": B, "K": K, "K_star": KS, "d": D, "repeats": args.repeats, "target_speedup": TARGET,
               "target_met": met, "machine": machine, "results": rows,
               "loss": loss_rows, "hessian": hessian_rows, "torch_cpu": torch_rows, "torch_cpu_loss": torch_loss_rows,
               "torch_cpu_hessian": torch_hessian_rows}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "performance_batched.json").write_text(json.dumps(result, indent=2) + "\n")
     md = ["# Batched `numerics.gradient`: vectorised path against a loop of single calls", "",
           f"B = {B} instances, K = K* = d = {D}, NumPy on CPU, median of {args.repeats} interleaved repeats "
-          "(`python benchmarks/batched.py`).", "",
+          "(`python -m benchmarks.batched`).", "",
           f"Machine: {machine['platform']}, {machine['cpu']}, {machine['cpu_count']} CPUs, "
           f"Python {machine['python']}, NumPy {machine['numpy']}.", "",
           "| call | batched (ms) | loop (ms) | per instance: batched / loop (µs) | speed-up | bit-identical |",
@@ -101,7 +91,7 @@ def main() -> None:
     md += ["", f"Target: a speed-up of at least {TARGET:.0f}x per instance. "
            + ("**Met** for both calls." if met else
               "**Not met**: the measured speed-ups are " + ", ".join(f"{r['speedup']:.1f}x" for r in rows) + "."), ""]
-    (out / "performance_batched.md").write_text("\n".join(md))
+    common.write("performance_batched", result, "\n".join(md), Path(args.out))
     print("\n".join(md))
 
 
@@ -146,7 +136,7 @@ def _loss_rows(W, Ws, repeats: int) -> list:
 def _torch_rows(W, Ws, repeats: int) -> list:
     """Instance-gradients per second of the batch as CPU tensors (median of ``repeats``): ``numerics.gradient``
     (its fast path for tensors without derivatives) and, interleaved with it, the general pair-difference
-    path that tensors with derivatives take (``backend._gradient_general``)."""
+    path that tensors with derivatives take (``backend.gradient_general``)."""
     import torch
 
     from numerics import backend
@@ -157,7 +147,7 @@ def _torch_rows(W, Ws, repeats: int) -> list:
         xp = backend.namespace(Wt)
         for field in ("mean", "true"):
             rates = _fast_and_general(lambda: numerics.gradient(Wt, St, "H", field),
-                                      lambda: backend._gradient_general(xp, Wt, St, "H", field),
+                                      lambda: backend.gradient_general(xp, Wt, St, "H", field),
                                       len(W), repeats, "gradients")
             rows.append({"field": field, "dtype": str(dtype).replace("torch.", ""), "torch": torch.__version__,
                          "threads": torch.get_num_threads(), **rates})
@@ -166,7 +156,7 @@ def _torch_rows(W, Ws, repeats: int) -> list:
 
 def _torch_loss_rows(W, Ws, repeats: int) -> list:
     """Instance-losses per second of the batch as float64 CPU tensors: ``numerics.loss`` (fast path) and,
-    interleaved with it, the general path (``backend._loss_general``)."""
+    interleaved with it, the general path (``backend.loss_general``)."""
     import torch
 
     from numerics import backend
@@ -174,7 +164,7 @@ def _torch_loss_rows(W, Ws, repeats: int) -> list:
     Wt, St = torch.tensor(W), torch.tensor(Ws)
     xp = backend.namespace(Wt)
     return [{"part": part, "dtype": "float64",
-             **_fast_and_general(lambda: numerics.loss(Wt, St, part), lambda: backend._loss_general(xp, Wt, St, part),
+             **_fast_and_general(lambda: numerics.loss(Wt, St, part), lambda: backend.loss_general(xp, Wt, St, part),
                                  len(W), repeats, "losses")} for part in ("L", "H")]
 
 

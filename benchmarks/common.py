@@ -11,7 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPORTS = Path(__file__).resolve().parents[1] / "reports"
+from verify.atomic import write_atomic
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository (the working folder of the benchmarks' child processes)
+REPORTS = ROOT / "reports"
 # glibc keeps freed memory: whether a large result array is fresh (page-faulted) or reused then no longer depends on
 # the process's history (benchmarks/cost_breakdown.py saw the same product move between 2.9 and 4.7 ms without it)
 KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
@@ -34,11 +37,31 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def machine() -> dict:
+def _torch():
     import torch
 
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "numpy": np.__version__, "torch": torch.__version__,
-            "python": platform.python_version()}
+    return torch
+
+
+# what machine() can say about the machine, by key (torch is imported only when asked about)
+MACHINE_FIELDS = {
+    "cpu": cpu_name,
+    "cores": os.cpu_count,
+    "cpu_count": os.cpu_count,
+    "affinity": lambda: len(os.sched_getaffinity(0)),
+    "platform": platform.platform,
+    "python": platform.python_version,
+    "numpy": lambda: np.__version__,
+    "torch": lambda: _torch().__version__,
+    "torch_threads": lambda: _torch().get_num_threads(),
+    "gpu": lambda: _torch().cuda.get_device_name(0) if _torch().cuda.is_available() else None,
+}
+
+
+def machine(*fields: str) -> dict:
+    """The machine described by ``fields`` (keys of :data:`MACHINE_FIELDS`, in that order; each benchmark's report
+    keeps its own): by default the CPU, the cores, NumPy, torch and Python."""
+    return {f: MACHINE_FIELDS[f]() for f in fields or ("cpu", "cores", "numpy", "torch", "python")}
 
 
 def median_over_rounds(stages: dict, rounds: int, calls: int = 3) -> dict:
@@ -58,8 +81,11 @@ def median_over_rounds(stages: dict, rounds: int, calls: int = 3) -> dict:
     return {k: statistics.median(v) for k, v in per.items()}
 
 
-def write(name: str, result: dict, markdown: str, out: Path = REPORTS) -> None:
-    """``out/name.json`` and ``out/name.md``."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / f"{name}.md").write_text(markdown)
+def write(name: str, result: dict, markdown: str | None, out: Path = REPORTS, *, indent: int = 2,
+          sort_keys: bool = False) -> None:
+    """``out/name.json`` (``result`` as ``json.dumps(result, indent=indent, sort_keys=sort_keys)`` and a newline) and
+    ``out/name.md`` (``markdown`` as given; none when it is None), each written atomically."""
+    out = Path(out)
+    write_atomic(out / f"{name}.json", (json.dumps(result, indent=indent, sort_keys=sort_keys) + "\n").encode())
+    if markdown is not None:
+        write_atomic(out / f"{name}.md", markdown.encode())

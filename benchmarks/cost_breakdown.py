@@ -1,6 +1,6 @@
 """Where the closed-form gradient spends its time, stage by stage (the cost model behind the speed targets).
 
-    python benchmarks/cost_breakdown.py [--out reports] [--rounds 15]
+    python -m benchmarks.cost_breakdown [--out reports] [--rounds 15]
 
 1. One instance, K = K* = 200, d = 1000, mean field of L: validation, the two Gram products with the
    normalisation of the cosines, the range check that sends the instance to the fast assembly, the
@@ -14,7 +14,8 @@
    assembly would have left for its other passes.
 
 Stages are timed interleaved, round after round; each figure is the median over the rounds.  The script
-re-executes itself with glibc keeping freed memory (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``):
+re-executes itself with glibc keeping freed memory (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``;
+:func:`benchmarks.common.keep_freed_memory`):
 with the default allocator, whether a 1.6 MB result array is fresh (page-faulted) or reused depends on the
 process's history, and it moved the four products alone between 2.9 and 4.7 ms here; the stage costs are
 the computation's.  Writes
@@ -24,38 +25,19 @@ reports/performance_breakdown.json and .md; its sentences come from :func:`findi
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numerics  # noqa: E402
-from numerics import batched, fast_gradient, validation  # noqa: E402
+import numerics
+from benchmarks import common
+from numerics import batched, fast_gradient, validation
 
 SINGLE_TARGET = 1.5  # the whole call against the four products
 BATCH_TARGET = 50.0  # the loop against the batched call, per instance
 
 
-def _median_over_rounds(stages: dict, rounds: int, calls: int = 5) -> dict:
-    """Median (over rounds) of the per-round median of ``calls`` timed calls of each stage, interleaved.
-    A stage is ``(setup, run)``: ``setup()`` (untimed) returns the argument of the timed ``run``."""
-    per = {k: [] for k in stages}
-    for _ in range(rounds):
-        for key, (setup, run) in stages.items():
-            times = []
-            for _ in range(calls):
-                arg = setup()
-                t = time.perf_counter()
-                run(arg)
-                times.append(time.perf_counter() - t)
-            per[key].append(statistics.median(times))
-    return {k: statistics.median(v) for k, v in per.items()}
+CALLS = 5  # timed calls of each stage per round (common.median_over_rounds)
 
 
 def single_instance(rounds: int) -> dict:
@@ -89,7 +71,7 @@ def single_instance(rounds: int) -> dict:
         "elementwise geometry and coefficients": (cos.copy, lambda c: fast_gradient.coefficients(c, norms, "L", "mean")),
         "final products and their sum": (none, final_products),
     }
-    med = _median_over_rounds(stages, rounds)
+    med = common.median_over_rounds(stages, rounds, CALLS)
     return {"K": K, "K_star": K, "d": d, "pairs": K * 2 * K, "rounds": rounds, "seconds": med}
 
 
@@ -99,7 +81,7 @@ def batch(rounds: int) -> dict:
     W, Ws = rng.standard_normal((B, K, d)), rng.standard_normal((B, K, d))
     C = rng.standard_normal((B, K, K))
     pairs = rng.uniform(-0.9, 0.9, (B, K, 2 * K))
-    step = max(1, batched._BATCH_CHUNK_ENTRIES // (K * 2 * K))
+    step = max(1, batched.BATCH_CHUNK_ENTRIES // (K * 2 * K))
 
     Z = np.concatenate([W, Ws], axis=1)
 
@@ -128,9 +110,9 @@ def batch(rounds: int) -> dict:
         "row sum pass": (none, chunked(lambda x: x.sum(axis=-1))),
         "range check (min and max)": (none, chunked(lambda x: (x.min(axis=(1, 2)), x.max(axis=(1, 2))))),
     }
-    med = _median_over_rounds(stages, rounds)
-    loop = _median_over_rounds({"loop of single calls": (none, lambda _: [numerics.gradient(W[b], Ws[b], "H", "mean")
-                                                                         for b in range(B)])}, max(3, rounds // 5), 1)
+    med = common.median_over_rounds(stages, rounds, CALLS)
+    loop = common.median_over_rounds({"loop of single calls": (
+        none, lambda _: [numerics.gradient(W[b], Ws[b], "H", "mean") for b in range(B)])}, max(3, rounds // 5), 1)
     med.update(loop)
     return {"B": B, "K": K, "K_star": K, "d": d, "rounds": rounds, "seconds": med}
 
@@ -171,26 +153,18 @@ FLOOR_STAGES = ("two products with Z = [W; W*]", "square root pass", "arccos pas
                 "range check (min and max)")
 
 
-_KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
-
-
 def main() -> None:
-    if any(os.environ.get(k) != v for k, v in _KEEP_FREED_MEMORY.items()):
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_KEEP_FREED_MEMORY})
+    common.keep_freed_memory("benchmarks.cost_breakdown")
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "reports"))
+    ap.add_argument("--out", default=str(common.REPORTS))
     ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
-    from performance import _cpu_name  # the script's folder is on sys.path
 
     single, batch_ = single_instance(args.rounds), batch(args.rounds)
-    result = {"machine": {"cpu": _cpu_name(), "numpy": np.__version__}, "single": single, "batch": batch_,
+    result = {"machine": common.machine("cpu", "numpy"), "single": single, "batch": batch_,
               "findings": findings(single, batch_)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "performance_breakdown.json").write_text(json.dumps(result, indent=2) + "\n")
     md = ["# Where the closed-form gradient spends its time", "",
-          f"`python benchmarks/cost_breakdown.py` on {result['machine']['cpu']} (NumPy {np.__version__}); stages "
+          f"`python -m benchmarks.cost_breakdown` on {result['machine']['cpu']} (NumPy {np.__version__}); stages "
           f"timed interleaved over {args.rounds} rounds, medians; glibc keeps freed memory (`MALLOC_MMAP_THRESHOLD_`, "
           "`MALLOC_TRIM_THRESHOLD_`), so that page faults of fresh result arrays stay out of the stage costs.", "",
           f"One instance, K = K* = {single['K']}, d = {single['d']}, mean field of L:", "",
@@ -201,7 +175,7 @@ def main() -> None:
            "| stage | ms | µs per instance |", "|---|---|---|"]
     md += [f"| {k} | {v * 1e3:.3f} | {v / batch_['B'] * 1e6:.2f} |" for k, v in batch_["seconds"].items()]
     md += [""] + [f"- {f}" for f in result["findings"]] + [""]
-    (out / "performance_breakdown.md").write_text("\n".join(md))
+    common.write("performance_breakdown", result, "\n".join(md), Path(args.out))
     print("\n".join(md))
 
 

@@ -1,8 +1,8 @@
 """GPU check of the Monte-Carlo witness: agreement, determinism, throughput, 10^9 samples in bounded memory.
 
-    python benchmarks/gpu.py --out DIR [--device cuda] [--quick] [--max-seconds S]
+    python -m benchmarks.gpu --out DIR [--device cuda] [--quick] [--max-seconds S]
 
-Writes ``DIR/performance_gpu.json``; ``benchmarks/performance.py`` folds it into
+Writes ``DIR/performance_gpu.json``; ``python -m benchmarks.performance`` folds it into
 ``reports/performance.md`` (the GPU section), naming the card.  Meant to run on a machine with
 a CUDA GPU; ``--device cpu --quick`` is a dry run of the same code on small sizes.
 
@@ -30,7 +30,6 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -38,11 +37,10 @@ import numpy as np
 import torch
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numerics  # noqa: E402
-from numerics import mc  # noqa: E402
-from numerics.validation import PARTS  # noqa: E402
+import numerics
+from benchmarks import common
+from numerics import mc
+from numerics.validation import PARTS
 
 ALPHA = 1e-3
 
@@ -101,7 +99,7 @@ def throughput(dev, n: int, dtype, repeats: int = 3) -> dict:
     K, d = 10, 100
     W, Ws = _weights(0, K, d)
     Z = torch.tensor(np.vstack([W, Ws]), dtype=dtype, device=dev)
-    chunk = mc._chunk_size(None, n, K, 2 * K, d, dtype, dev)
+    chunk = mc.chunk_size(None, n, K, 2 * K, d, dtype, dev)
 
     def engine():
         mc.monte_carlo(W, Ws, n, seed=1, device=dev, dtype=dtype, progress=False)
@@ -137,7 +135,7 @@ def billion(dev, n: int, samples_per_s: float, max_seconds: float) -> dict:
     est = mc.monte_carlo(W, Ws, n, seed=7, device=dev, progress=False)
     out["seconds"] = est.seconds
     out["samples_per_s"] = n / est.seconds
-    out["chunk"] = mc._chunk_size(None, n, K, 2 * K, d, torch.float64, dev)
+    out["chunk"] = mc.chunk_size(None, n, K, 2 * K, d, torch.float64, dev)
     if dev.type == "cuda":
         out["peak_device_bytes_above_start"] = int(torch.cuda.max_memory_allocated(dev) - base)
         out["device_total_bytes"] = int(torch.cuda.get_device_properties(dev).total_memory)
@@ -164,7 +162,7 @@ def population_gradients(dev, B: int, dtype, repeats: int = 5) -> dict:
         out[f"{field}_max_rel_deviation"] = float(np.abs(got[:16].double().cpu().numpy() - ref).max() / np.abs(ref).max())
         t = _timed(lambda: numerics.gradient(Wt, St, "H", field), dev, repeats)
         out[f"{field}_instance_gradients_per_s"] = B / t
-        general = lambda: backend._gradient_general(xp, Wt, St, "H", field)  # noqa: E731
+        general = lambda: backend.gradient_general(xp, Wt, St, "H", field)  # noqa: E731
         general()
         out[f"{field}_general_path_instance_gradients_per_s"] = B / _timed(general, dev, repeats)
     return out
@@ -182,7 +180,7 @@ def population_losses(dev, B: int, dtype, repeats: int = 5) -> dict:
     xp = backend.namespace(Wt)
     got = numerics.loss(Wt, St, "H")
     ref = np.array([numerics.loss(W[b], Ws[b], "H") for b in range(16)])
-    general = lambda: backend._loss_general(xp, Wt, St, "H")  # noqa: E731
+    general = lambda: backend.loss_general(xp, Wt, St, "H")  # noqa: E731
     general()
     return {"dtype": str(dtype).replace("torch.", ""), "B": B, "K": 10, "K_star": 10, "d": 10,
             "max_rel_deviation": float(np.max(np.abs(got[:16].double().cpu().numpy() - ref) / np.abs(ref))),
@@ -258,10 +256,7 @@ def main(argv=None) -> int:
     if args.pytest_log is not None and args.pytest_log.exists():
         lines = [x for x in args.pytest_log.read_text().splitlines() if x.strip()]
         res["pytest_on_device"] = {"command": PYTEST_COMMAND, "result": lines[-1] if lines else "no output"}
-    args.out.mkdir(parents=True, exist_ok=True)
-    tmp = args.out / "performance_gpu.json.tmp"
-    tmp.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
-    tmp.replace(args.out / "performance_gpu.json")
+    common.write("performance_gpu", res, None, args.out, indent=1, sort_keys=True)  # the JSON only
     return 0
 
 

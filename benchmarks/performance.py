@@ -1,6 +1,6 @@
 """Performance benchmarks of the witnesses and the closed forms; writes reports/performance.{md,json}.
 
-    python benchmarks/performance.py [--out reports] [--quick]
+    python -m benchmarks.performance [--out reports] [--quick]
 
 Everything is measured in one run on one machine and reported as ratios (see the
 targets in the Markdown).  Timings are medians of repeats; wall-clock, ``time.perf_counter``.
@@ -12,7 +12,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -22,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numerics  # noqa: E402
-from numerics import mc  # noqa: E402
-from numerics.tian import tian_gradient_vectorised  # noqa: E402
-from verify.report import versions, write_atomic  # noqa: E402
+import numerics
+from benchmarks import common
+from numerics import mc
+from numerics.tian import tian_gradient_vectorised
+from verify.report import versions
 
 
 MC_TARGET_CPU = 0.6  # Monte-Carlo throughput / the bare randn + matmul loop, CPU
@@ -44,7 +42,7 @@ def cold_start(repeats: int) -> dict:
     interleaved in one run (medians): what a user's script pays on every start."""
     def run(code):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=common.ROOT)
         return time.perf_counter() - t0
 
     numpy_s, first_s = [], []
@@ -57,7 +55,7 @@ def cold_start(repeats: int) -> dict:
 
 
 def _batched_lines(out: Path) -> list:
-    """The batched-gradient figures of ``benchmarks/batched.py`` (``performance_batched.json``), if present."""
+    """The batched-gradient figures of ``python -m benchmarks.batched`` (``performance_batched.json``), if present."""
     path = out / "performance_batched.json"
     if not path.exists():
         return []
@@ -66,7 +64,7 @@ def _batched_lines(out: Path) -> list:
     speedups = [r.get("speedup") for r in rows if isinstance(r, dict) and r.get("speedup") is not None]
     if not speedups:
         return []
-    return [f"- Batched gradient (B = 1024, K = K* = d = 10, `python benchmarks/batched.py`, its own run: "
+    return [f"- Batched gradient (B = 1024, K = K* = d = 10, `python -m benchmarks.batched`, its own run: "
             f"[`performance_batched.md`](performance_batched.md)): {min(speedups):.1f}–{max(speedups):.1f}× per "
             f"instance against a loop of single calls; target ≥ 50×: {'met' if min(speedups) >= 50 else '**not met**'}."]
 
@@ -75,23 +73,13 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(_times(fn, repeats))
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def mc_throughput(n: int, repeats: int) -> dict:
     """MC samples/s (d = 100, K = K* = 10, float64, CPU, plain) against a bare loop."""
     rng = np.random.default_rng(0)
     K, d = 10, 100
     W, Ws = rng.standard_normal((K, d)), rng.standard_normal((K, d))
     Z = torch.tensor(np.vstack([W, Ws]))
-    chunk = mc._chunk_size(None, n, K, 2 * K, d, torch.float64, torch.device("cpu"))
+    chunk = mc.chunk_size(None, n, K, 2 * K, d, torch.float64, torch.device("cpu"))
 
     def engine():
         mc.monte_carlo(W, Ws, n, seed=1, device="cpu", progress=False)
@@ -110,7 +98,7 @@ def mc_throughput(n: int, repeats: int) -> dict:
     bare()  # warm-up
     t_engine, t_bare = _median_time(engine, repeats), _median_time(bare, repeats)
     return {"n": n, "d": d, "K": K, "K_star": K, "chunk": chunk,
-            "block_rows": mc._block_rows(torch.device("cpu"), d, 8), "engine_samples_per_s": n / t_engine,
+            "block_rows": mc.block_rows(torch.device("cpu"), d, 8), "engine_samples_per_s": n / t_engine,
             "bare_samples_per_s": n / t_bare, "ratio": t_bare / t_engine, "target": MC_TARGET_CPU}
 
 
@@ -182,7 +170,7 @@ def streaming_memory(n_large: int, d: int = 10, K: int = 2) -> dict:
     runs = []
     for n in (1_000_000, n_large):
         out = subprocess.run([sys.executable, "-c", _STREAM_CHILD, str(n), str(d), str(K)], capture_output=True,
-                             text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+                             text=True, check=True, cwd=common.ROOT)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return {"d": d, "K": K, "K_star": K, "method": "plain", "dtype": "float64", "runs": runs,
             "peak_rss_growth_bytes": runs[1]["peak_rss_bytes"] - runs[0]["peak_rss_bytes"]}
@@ -270,8 +258,8 @@ def closed_form_gradient_retaining_allocator(repeats: int) -> dict:
     kernel zero-filling fresh pages for the (K, K+K*) and (K, d) temporaries rather than arithmetic.
     """
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="268435456", MALLOC_TRIM_THRESHOLD_="1073741824")
-    out = subprocess.run([sys.executable, __file__, "--gradient-only", str(repeats)], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "benchmarks.performance", "--gradient-only", str(repeats)], env=env,
+                         capture_output=True, text=True, check=True, cwd=common.ROOT)
     return json.loads(out.stdout)
 
 
@@ -319,16 +307,16 @@ def _population_gradient_row(g: dict) -> str:
 
 
 def _gpu_lines(out: Path) -> list:
-    """The GPU figures of ``benchmarks/gpu.py`` recorded in ``performance_gpu.json`` (if present)."""
+    """The GPU figures of ``python -m benchmarks.gpu`` recorded in ``performance_gpu.json`` (if present)."""
     path = out / "performance_gpu.json"
     if not path.exists():
-        return ["", "GPU: no GPU figures are recorded (run `benchmarks/gpu.py` on a machine with one)."]
+        return ["", "GPU: no GPU figures are recorded (run `python -m benchmarks.gpu` on a machine with one)."]
     r = json.loads(path.read_text())
     t64, t32 = r["throughput"]
     a, b = r["agreement"], r["billion"]
     lines = [
         "", f"## GPU: {r['device']}", "",
-        f"Measured by `python benchmarks/gpu.py` in one run on a lent {r['device']} ({r['nvidia_smi']}; torch "
+        f"Measured by `python -m benchmarks.gpu` in one run on a lent {r['device']} ({r['nvidia_smi']}; torch "
         f"{r['torch']}, CUDA {r['cuda']}); {r['recorded'].split(',')[0]}.", "",
         "| measure | result |", "|---|---|",
         f"| Monte-Carlo throughput, d = 100, K = K* = 10, float64 | {t64['engine_samples_per_s']:.3g} samples/s "
@@ -383,14 +371,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.gradient_only:
         res = closed_form_gradient(args.gradient_only)
-        res["machine"] = {"cpu": _cpu_name(), "cores": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
-                          "numpy": np.__version__}
+        res["machine"] = common.machine("cpu", "cores", "affinity", "numpy")
         print(json.dumps(res))
         return 0
     start = time.perf_counter()
     res = {
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "machine": common.machine("cpu", "cores", "torch_threads", "platform", "gpu"),
         "versions": versions(),
         "mc_throughput": mc_throughput(200_000 if args.quick else 2_000_000, 3),
         "subspace_vs_plain": subspace_vs_plain(20_000 if args.quick else 200_000),
@@ -407,7 +393,7 @@ def main(argv=None) -> int:
 
     lines = [
         "# Performance", "",
-        f"Measured by `python benchmarks/performance.py` in one run on one machine: {res['machine']['cpu']}, "
+        f"Measured by `python -m benchmarks.performance` in one run on one machine: {res['machine']['cpu']}, "
         f"{res['machine']['cores']} cores, torch threads {res['machine']['torch_threads']}, no GPU"
         f"{'' if not res['machine']['gpu'] else ' (GPU: ' + res['machine']['gpu'] + ')'}; torch "
         f"{res['versions']['torch']}, NumPy {res['versions']['numpy']}. Ratios are what carries over to other "
@@ -473,12 +459,11 @@ def main(argv=None) -> int:
               f"**{ga['ratio_to_matmuls']:.2f}×**. A diagnostic, not the figure: users get the default allocator.",
               f"- The closed form and Tian's formula agree to {g['max_abs_difference']:.1e} (max abs entry difference)."]
     if (args.out / "performance_breakdown.md").exists():
-        lines.append("- Where the time goes, stage by stage (`python benchmarks/cost_breakdown.py`, its own run): "
+        lines.append("- Where the time goes, stage by stage (`python -m benchmarks.cost_breakdown`, its own run): "
                      "[`performance_breakdown.md`](performance_breakdown.md).")
     lines += _batched_lines(args.out) + _lent_cpu_lines(args.out, g) + _gpu_lines(args.out)
     lines += ["", f"Total benchmark time {res['wall_time_s']:.0f} s. Every number is in [`performance.json`](performance.json)."]
-    write_atomic(args.out / "performance.json", (json.dumps(res, indent=1, sort_keys=True) + "\n").encode())
-    write_atomic(args.out / "performance.md", ("\n".join(lines) + "\n").encode())
+    common.write("performance", res, "\n".join(lines) + "\n", args.out, indent=1, sort_keys=True)
     print("\n".join(lines))
     return 0
 

@@ -263,6 +263,10 @@ def _loss_general(xp, W, W_star, part):
     return _loss(xp, W, W_star, part)
 
 
+# public for the benchmarks: loss's general path (what tensors with derivatives take), timed against the fast one
+loss_general = _loss_general
+
+
 def _loss_routed(xp, W, W_star, part):
     """The loss of a batch whose instances go through :func:`_loss_fast` where every pair of ``[W; W*]`` is
     away from the kinks (then no student is near a teacher), else the general path."""
@@ -375,6 +379,10 @@ def _gradient_general(xp, W, W_star, part, field):
         g = _gradient(xp, W, W_star, p, field, part)
         out = g if out is None else out + g
     return out
+
+
+# public for the benchmarks: gradient's general path (what tensors with derivatives take), timed against the fast one
+gradient_general = _gradient_general
 
 
 # ----------------------------------------------------------------------------- gradient, fast path

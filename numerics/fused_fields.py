@@ -56,7 +56,7 @@ def _norms(X: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("...d,...d->...", X, X))
 
 
-def _arccos(c: np.ndarray) -> np.ndarray:
+def arccos(c: np.ndarray) -> np.ndarray:
     """``arccos`` of every entry, a new array: PyTorch's vectorised kernel (a third of NumPy's time here; the two agree
     to an ulp or two).  PyTorch is a dependency of the package; imported on first use."""
     import torch
@@ -102,7 +102,7 @@ def angles(W: np.ndarray, Z: np.ndarray) -> tuple:
     sq = cos * cos
     b, i, q = near = nonzero(sq > NEAR_COS**2)
     cos[diagonal] = 1.0
-    theta = _arccos(cos)
+    theta = arccos(cos)
     np.subtract(1.0, sq, out=sq)
     sin = np.sqrt(np.maximum(sq, 0.0, out=sq), out=sq)
     sin[diagonal] = 0.0

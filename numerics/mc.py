@@ -230,6 +230,10 @@ def _chunk_size(chunk_size, n_max, K, P, width, dtype, dev, subspace: bool = Fal
     return int(chunk_size)
 
 
+# public for the benchmarks: the samples per chunk that monte_carlo takes (from the memory budget when None)
+chunk_size = _chunk_size
+
+
 # Largest |entry| M of [W; W_star] for which the computation runs on the weights as given.
 # Every per-sample quantity is positively homogeneous in (W, W_star) jointly, of degree at most
 # 4 (the squared losses summed for the variance): with 2**-k ~ M, it is 2**(-k deg) times its
@@ -347,6 +351,10 @@ def _block_rows(dev: torch.device, width: int, itemsize: int) -> int | None:
     if dev.type != "cpu":
         return None
     return max(256, _CPU_BLOCK_BYTES // (width * itemsize))
+
+
+# public for the benchmarks: the rows per block of a chunk's statistics that monte_carlo takes
+block_rows = _block_rows
 
 
 def _blocked_stats(Y, Zy, s, K, Q, rows: int | None, scratch: dict | None = None) -> dict:

@@ -1,22 +1,9 @@
 """The sentences of ``benchmarks/cost_breakdown.py`` are computed from its measured seconds: checked on
 made-up seconds whose every derived figure is known by hand."""
-import importlib.util
-from pathlib import Path
-
-import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "cost_breakdown.py"
+from benchmarks import cost_breakdown as breakdown
 
 
-@pytest.fixture(scope="module")
-def breakdown():
-    spec = importlib.util.spec_from_file_location("cost_breakdown", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_findings_from_the_seconds(breakdown):
+def test_findings_from_the_seconds():
     single = {"pairs": 80_000, "seconds": {"whole call": 5e-3, "four products": 2e-3,
                                            "elementwise geometry and coefficients": 1.6e-3}}
     batch = {"B": 1000, "seconds": {"batched call": 8e-3, "loop of single calls": 0.2,
@@ -44,7 +31,7 @@ def _floor(each: float) -> dict:
             "row sum pass": each, "range check (min and max)": each}
 
 
-def test_floor_within_the_allowance(breakdown):
+def test_floor_within_the_allowance():
     """A floor below the allowance: what remains, in microseconds and in passes of the measured kind."""
     single = {"pairs": 1, "seconds": {"whole call": 2.0, "four products": 1.0,
                                       "elementwise geometry and coefficients": 0.5}}
@@ -58,7 +45,7 @@ def test_floor_within_the_allowance(breakdown):
         "pass (normalising the cosines, the sine's factors, the cores, the diagonal): 30 passes like the one above.")
 
 
-def test_no_negative_allowance(breakdown):
+def test_no_negative_allowance():
     """Products alone beyond the budget: the allowance holds no pass (not a negative number of them)."""
     single = {"pairs": 1, "seconds": {"whole call": 2.0, "four products": 1.0,
                                       "elementwise geometry and coefficients": 0.5}}
