@@ -83,20 +83,26 @@ def lock_crossings(W_old, W_new, W_star, locks, lr) -> tuple:
     U = units(W_star)
     Ut = xp.matrix_transpose(U)
     c_old, c_new = W_old @ Ut, W_new @ Ut  # (B, K, K*): components along each teacher direction
-    sq_old, sq_new = c_old * c_old, c_new * c_new
+    sq_new = c_new * c_new
     n2_new = xp.vecdot(W_new, W_new)[..., None]
     perp2_new = xp.clip(n2_new - sq_new, min=0.0)
-    perp2_old = xp.clip(xp.vecdot(W_old, W_old)[..., None] - sq_old, min=0.0)
-    hit = (perp2_new < LOCK_TAN2 * sq_new) & (perp2_new * sq_old < perp2_old * sq_new)  # closing in on a line
+    unlocked = (locks == UNLOCKED)[..., None]
+    hit = xp.zeros(tuple(c_new.shape), dtype=xp.bool, device=device(c_new))
+    # closing in on a line within the lock angle: few unlocked pairs are, so the comparison with the old angle runs
+    # on them alone
+    b, i, p = _nonzero(xp, (perp2_new < LOCK_TAN2 * sq_new) & unlocked)
+    if b.shape[0]:
+        sq_old = c_old[b, i, p] * c_old[b, i, p]
+        perp2_old = xp.clip(xp.vecdot(W_old, W_old)[b, i] - sq_old, min=0.0)
+        hit[b, i, p] = perp2_new[b, i, p] * sq_old < perp2_old * sq_new[b, i, p]
     # crossed a line (the components orthogonal to it reversed: p_old . p_new < 0, without forming them) within the
-    # chatter of two steps of that kink: few such pairs, so the angle test runs on them alone
-    b, i, p = _nonzero(xp, xp.vecdot(W_old, W_new)[..., None] - c_old * c_new < 0)
+    # chatter of two steps of that kink: likewise few
+    b, i, p = _nonzero(xp, (xp.vecdot(W_old, W_new)[..., None] - c_old * c_new < 0) & unlocked)
     if b.shape[0]:
         rate = xp.reshape(lr, (-1,))[b] if getattr(lr, "ndim", 0) else lr
         chatter = 2 * rate * xp.linalg.vector_norm(W_star[p], axis=-1) / (2 * math.pi * xp.sqrt(n2_new[b, i, 0]))
         reach = xp.tan(xp.clip(chatter + LOCK_ANGLE, max=math.pi / 2))
         hit[b, i, p] |= perp2_new[b, i, p] <= reach * reach * sq_new[b, i, p]
-    hit &= (locks == UNLOCKED)[..., None]
     b, i = _nonzero(xp, xp.any(hit, axis=-1))
     W, locks = xp.asarray(W_new, copy=True), xp.asarray(locks, copy=True)
     if b.shape[0]:
