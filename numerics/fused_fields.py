@@ -74,14 +74,19 @@ def value(W: np.ndarray, W_star: np.ndarray) -> np.ndarray:
     K = W.shape[1]
     k = (sin + (math.pi - theta) * cos) * nZ[:, None, :]
     students = np.einsum("biq,bi,q->b", k, nZ[:, :K], s) - np.einsum("bip,bi->b", k[:, :, K:], nZ[:, :K])
-    return (students + 2 * teacher_value(W_star)) / (2 * TWO_PI)
+    return (students + _teacher_pairs(W_star)) / (2 * TWO_PI)
 
 
 def teacher_value(W_star: np.ndarray) -> float:
-    """``L`` of the teacher alone (no students): ``sum_pq k(w*_p, w*_q) / 2``, times ``2 pi``."""
+    """``L`` of the teacher alone (no students): ``sum_pq k(w*_p, w*_q) / 2``."""
+    return _teacher_pairs(W_star) / 2 / TWO_PI
+
+
+def _teacher_pairs(W_star: np.ndarray) -> float:
+    """``2 pi sum_pq k(w*_p, w*_q)`` over the teacher's own pairs."""
     Z = W_star[None]
     _, _, cos, theta, sin, nZ, _ = angles(Z, Z)
-    return float(np.einsum("bpq,bp,bq->", sin + (math.pi - theta) * cos, nZ, nZ)) / 2
+    return float(np.einsum("bpq,bp,bq->", sin + (math.pi - theta) * cos, nZ, nZ))
 
 
 def angles(W: np.ndarray, Z: np.ndarray) -> tuple:

@@ -33,8 +33,6 @@ from .descent_field import mean_field
 from .flows import FLOWS
 from .validation import is_backend_array
 
-TWO_PI = 2 * math.pi
-
 KINDS = ("global", "spurious minimum", "saddle", "not converged")
 
 
@@ -119,7 +117,7 @@ def _descend_fused(W, W_star, flow: str, *, lr: float, max_steps: int, grad_tol:
            "unlocks": np.zeros(B, np.int64)}
     run = _Batch(np.arange(B), W.copy(), out["locks"].copy(), out["lr"].copy())
     check_value = value_tol > 0
-    teacher = fused_fields.teacher_value(W_star) / TWO_PI  # L of the teacher alone
+    teacher = fused_fields.teacher_value(W_star)
     for step in range(max_steps + 1):
         F, slack = _fused_field(flow, run.W, W_star, run.locks)
         n = np.sqrt(np.einsum("bkd,bkd->b", F, F))

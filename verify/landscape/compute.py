@@ -263,10 +263,12 @@ def compute(seed: int, settings: dict, execute, device: str = "cpu") -> dict:
     check = merge(checks, run(checks, "step-size check"))
     samples = sample_tasks(seed, settings, lrs)
     sample_results = run(samples, "finite samples")
+    timing = timings(groups.values(), wall)
     for g in list(groups.values()) + list(check.values()):
         g.pop("end_points")
+        g.pop("cpu_s", None)  # the step check's CPU seconds: not reported (a timing field among the numbers)
     return {"settings": settings, "device": device, "tolerances": {**TOLERANCES, "stop": STOP, "dedup": DEDUP},
-            "timings": timings(groups.values(), wall),
+            "timings": timing,
             "step_sizes": {f"{k},{flow}": lr for (k, flow), lr in lrs.items()},
             "groups": list(groups.values()), "step_check": list(check.values()),
             "samples": [{**{key: t[key] for key in ("k", "K", "n", "loss", "method", "batch", "lr", "steps")}, **r}
