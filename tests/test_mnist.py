@@ -133,9 +133,19 @@ def test_classic_pickle_train_valid_test(tmp_path, digits):
     assert data.sizes == {"train": 5, "test": 3, "valid": 2}
 
 
+def test_pickle_on_the_256_grid_gives_the_bytes_back(tmp_path, digits):
+    """The deeplearning.net copy stores k / 256: every byte 0..255 comes back exactly, including the
+    neighbours 127, 128, 129 that round(255 x) would merge (128/256 * 255 = 127.5, 129/256 * 255 = 128.5)."""
+    images = np.zeros((256, 28, 28), np.uint8)
+    images[:, 0, 0] = np.arange(256)
+    triple = ((images.reshape(256, -1) / np.float32(256), np.zeros(256, np.int64)),) * 3
+    path = write_pickle(tmp_path / "mnist.pkl.gz", triple)
+    np.testing.assert_array_equal(load_mnist(path).train_images, images)
+
+
 def test_pickle_floats_become_round_255x(tmp_path, digits):
-    """The documented rule round(255 x), pinned on values of the form k / 256 (as in the copy from
-    deeplearning.net): 255/256 -> 254, 100/256 -> 100, 1 -> 255, 0.002 -> 1 (0.51 rounds up)."""
+    """Off the k / 256 grid (here 1.0 and 0.002 are on no such grid below 1) the rule is round(255 x):
+    255/256 -> 254, 100/256 -> 100, 1 -> 255, 0.002 -> 1 (0.51 rounds up)."""
     triple = classic_triple(digits, digits["test_images"], digits["test_labels"])
     images = triple[0][0].copy()
     images[0, :4] = np.array([255, 100, 256, 0], np.float32) / 256

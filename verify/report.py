@@ -49,6 +49,7 @@ class Context:
     progress: bool = True
     scheduler: str | None = None  # a Dask scheduler address for the reports that run sweeps (verify.sweep)
     workers: int = 1  # processes for those sweeps when no scheduler is given
+    mnist: str | None = None  # MNIST on disk for the report that trains on it (--mnist PATH)
     source: dict | None = None  # source_state() when the run started; None: taken when a report is written
 
 
@@ -246,7 +247,7 @@ def context_from_args(args, p: argparse.ArgumentParser | None = None) -> Context
         sys.exit(f"error: {exc}")
     return Context(out=out, profile=args.profile, seed=args.seed, device=device, progress=not args.no_progress,
                    scheduler=getattr(args, "scheduler", None), workers=getattr(args, "workers", None) or 1,
-                   source=source_state(out=out))
+                   mnist=getattr(args, "mnist", None), source=source_state(out=out))
 
 
 def build_and_write(module, ctx: Context) -> dict:
@@ -274,6 +275,11 @@ def run(module, argv=None) -> int:
     if hasattr(module, "add_arguments"):  # a report's own options
         module.add_arguments(p)
     args = p.parse_args(argv)
+    if hasattr(module, "check_arguments"):  # a report's own checks, before anything is computed
+        try:
+            module.check_arguments(args)
+        except (FileNotFoundError, ValueError) as exc:
+            p.error(str(exc))
     with sigterm_raises():
         try:
             ctx = context_from_args(args, p)

@@ -1,12 +1,14 @@
-"""Denoising autoencoder on scikit-learn's 8x8 digits with the Fourier-multiplier Sobolev loss.
+"""Denoising autoencoder with the Fourier-multiplier Sobolev loss, on 8x8 digits or on MNIST.
 
-Set-up after the paper's (docs/experiments.md, section 8; the paper uses MNIST; no data set can be downloaded here, so the
-1797 8x8 digits that ship inside scikit-learn stand in, scaled to ``[0, 1]``):
+Set-up after the paper's (docs/experiments.md, section 8).  The paper uses MNIST; nothing is downloaded at
+run time, so by default the 1797 8x8 digits that ship inside scikit-learn stand in, scaled to ``[0, 1]``;
+with MNIST on disk (:mod:`.mnist`, ``python -m verify.training --mnist PATH``) the same code runs on its
+28x28 images:
 
 * corruption: the fixed pattern ``0.3 sin(2 pi (x + y))`` added to every image, ``(x, y)`` the pixel
-  centres ``(i + 1/2) / 8`` in the unit square (no clipping);
-* model: conv encoder 1 -> 32 -> 64 -> 64 channels (3x3, stride 2: 8x8 -> 4x4 -> 2x2 -> 1x1), linear
-  bottleneck of 32, mirrored transposed-conv decoder, sigmoid output;
+  centres ``(i + 1/2) / side`` in the unit square (no clipping);
+* model: conv encoder 1 -> 32 -> 64 -> 64 channels (3x3, stride 2: 8x8 -> 4x4 -> 2x2 -> 1x1, or
+  28x28 -> 14x14 -> 7x7 -> 4x4), linear bottleneck of 32, mirrored transposed-conv decoder, sigmoid output;
 * losses (``AE_LOSSES``): ``MSE`` and ``Sobolev`` = :func:`fourier_multiplier_loss` with ``s = 1``;
 * Adam, lr 5e-3, mini-batches of 128 (shuffled by a seeded generator), a number of epochs.
 
@@ -27,6 +29,7 @@ from .loop import clock
 
 AE_LOSSES = ("MSE", "Sobolev")
 SIDE = 8
+EVAL_CHUNK = 2000  # test images per forward pass when evaluating
 
 
 def load_digits_images() -> np.ndarray:
@@ -66,21 +69,41 @@ def fourier_multiplier_loss(err: torch.Tensor, s: float = 1.0) -> torch.Tensor:
     return total / 2
 
 
-class DenoisingAutoencoder(nn.Module):
-    """Conv encoder (32, 64, 64 channels, stride 2), bottleneck 32, mirrored decoder; (B, 1, 8, 8) -> same."""
+def feature_sides(side: int) -> tuple:
+    """The image side after each of the encoder's three stride-2 convolutions (3x3, padding 1):
+    ``ceil(side / 2)`` each time: 8 -> 4, 2, 1; 28 -> 14, 7, 4.  The decoder retraces them."""
+    sides = [side]
+    for _ in range(3):
+        sides.append((sides[-1] + 1) // 2)
+    return tuple(sides)
 
-    def __init__(self, bottleneck: int = 32):
+
+class DenoisingAutoencoder(nn.Module):
+    """Conv encoder (32, 64, 64 channels, stride 2), bottleneck 32, mirrored decoder; (B, 1, side, side) -> same.
+
+    ``side = 8`` (the digits) reduces the image to 1x1 before the bottleneck, ``side = 28`` (MNIST, the
+    paper's size) to 4x4.  Each transposed convolution's ``output_padding`` (0 or 1) makes it land
+    exactly on the side its mirror started from (4 -> 7 needs 0, 7 -> 14 needs 1)."""
+
+    def __init__(self, bottleneck: int = 32, side: int = SIDE):
         super().__init__()
+        sides = feature_sides(side)
+        c = sides[-1]
+
+        def up(c_in, c_out, i):  # from sides[i + 1] back to sides[i]
+            pad = sides[i] - (2 * sides[i + 1] - 1)
+            return nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=pad)
+
         self.encoder = nn.Sequential(
             nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(64, bottleneck))
+            nn.Flatten(), nn.Linear(64 * c * c, bottleneck))
         self.decoder = nn.Sequential(
-            nn.Linear(bottleneck, 64), nn.ReLU(), nn.Unflatten(1, (64, 1, 1)),
-            nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(32, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid())
+            nn.Linear(bottleneck, 64 * c * c), nn.ReLU(), nn.Unflatten(1, (64, c, c)),
+            up(64, 64, 2), nn.ReLU(),
+            up(64, 32, 1), nn.ReLU(),
+            up(32, 1, 0), nn.Sigmoid())
 
     def forward(self, x):
         return self.decoder(self.encoder(x))
@@ -97,6 +120,7 @@ class AEResult:
     test_sobolev: np.ndarray
     seconds: float
     reconstructions: np.ndarray | None = field(default=None, repr=False)
+    threads: int = 1  # torch's CPU threads during the run
 
 
 def split_digits(seed: int, n_test: int = 397) -> tuple:
@@ -111,15 +135,18 @@ def train_autoencoder(loss: str, clean_train: np.ndarray, clean_test: np.ndarray
                       device: str = "cpu", n_show: int = 0) -> AEResult:
     """Train the denoising autoencoder with ``loss`` (``"MSE"`` or ``"Sobolev"``); test curves against steps.
 
-    Inputs are ``clean + noise_pattern()``, targets the clean images.  ``n_show``: keep the
-    reconstructions of the first ``n_show`` test images at the end.
+    Inputs are ``clean + noise_pattern(side)``, targets the clean images; ``side`` is the images' (8 for
+    the digits, 28 for MNIST).  ``n_show``: keep the reconstructions of the first ``n_show`` test images at
+    the end.  The test set is evaluated in chunks of :data:`EVAL_CHUNK` images (MNIST's 10000 at once
+    would hold ~1 GB of activations).
     """
     if loss not in AE_LOSSES:
         raise ValueError(f"unknown autoencoder loss {loss!r}; expected one of {AE_LOSSES}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = DenoisingAutoencoder().to(device)
-    noise = torch.as_tensor(noise_pattern(), dtype=torch.float32, device=device)
+    side = clean_train.shape[-1]
+    net = DenoisingAutoencoder(side=side).to(device)
+    noise = torch.as_tensor(noise_pattern(side), dtype=torch.float32, device=device)
     ytr = torch.as_tensor(clean_train, dtype=torch.float32, device=device)[:, None]
     yte = torch.as_tensor(clean_test, dtype=torch.float32, device=device)[:, None]
     xtr, xte = ytr + noise, yte + noise
@@ -131,7 +158,7 @@ def train_autoencoder(loss: str, clean_train: np.ndarray, clean_test: np.ndarray
 
     def evaluate(step):
         with torch.no_grad():
-            err = net(xte) - yte
+            err = torch.cat([net(xte[i:i + EVAL_CHUNK]) for i in range(0, len(xte), EVAL_CHUNK)]) - yte
             steps.append(step)
             mse.append(float(torch.mean(err**2)))
             sob.append(float(fourier_multiplier_loss(err, s)))
@@ -156,4 +183,5 @@ def train_autoencoder(loss: str, clean_train: np.ndarray, clean_test: np.ndarray
     if n_show:
         with torch.no_grad():
             recon = net(xte[:n_show]).squeeze(1).cpu().numpy().astype(np.float64)
-    return AEResult(loss, seed, np.array(steps), np.array(mse), np.array(sob), seconds, recon)
+    return AEResult(loss, seed, np.array(steps), np.array(mse), np.array(sob), seconds, recon,
+                    threads=torch.get_num_threads())

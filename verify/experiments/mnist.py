@@ -13,9 +13,9 @@ recognises what it points to:
   each ``(images, labels)`` with float images of shape ``(n, 784)`` in ``[0, 1]``: source ``"pickle"``.
   Its 50000 training images are ``train_*``, its 10000 test images ``test_*``, and its 10000
   validation images ``valid_*`` (``None`` for every other format).  The float pixels are converted to
-  ``uint8`` by ``round(255 * x)`` (half to even).  The copy of this file from deeplearning.net is
-  reported to store ``k / 256`` rather than ``k / 255`` (its largest value 255/256; pylearn2 issue #93),
-  in which case the converted pixels differ by one from the IDX files' for ``k >= 128`` and never reach 255.
+  ``uint8``: the copy of this file from deeplearning.net stores ``k / 256`` (its largest value 255/256;
+  pylearn2 issue #93), so when every pixel lies on that grid and below 1 they become ``256 x`` (exactly
+  the IDX bytes ``k``); otherwise ``round(255 * x)`` (half to even).
 
 Every array is checked and every error names the file and what is wrong: missing file, truncated
 file, wrong IDX magic number, images that are not 28x28, labels outside 0..9, image and label counts
@@ -375,7 +375,8 @@ def _as_array(obj, where: str) -> np.ndarray:
 
 
 def _pickle_images(images: np.ndarray, where: str) -> np.ndarray:
-    """Float images ``(n, 784)`` in ``[0, 1]`` as ``uint8`` ``(n, 28, 28)`` by ``round(255 * x)``."""
+    """Float images ``(n, 784)`` in ``[0, 1]`` as ``uint8`` ``(n, 28, 28)``: ``256 x`` on the ``k / 256``
+    grid, else ``round(255 x)`` (:func:`_pickle_scale`)."""
     if images.ndim != 2 or images.shape[1] != SIDE * SIDE:
         raise ValueError(f"{where}: images of shape {images.shape}; expected (n, {SIDE * SIDE})")
     if not np.issubdtype(images.dtype, np.floating):
@@ -385,7 +386,16 @@ def _pickle_images(images: np.ndarray, where: str) -> np.ndarray:
         first = images.flat[bad[0]]
         raise ValueError(f"{where}: {bad.size} pixel value(s) outside [0, 1], the first {first} at flat index {bad[0]}")
     # float64 before scaling: float32 products could round a k + 0.5 boundary the other way
-    return np.rint(images.astype(np.float64) * 255).astype(np.uint8).reshape(-1, SIDE, SIDE)
+    x = images.astype(np.float64)
+    return np.rint(x * _pickle_scale(x)).astype(np.uint8).reshape(-1, SIDE, SIDE)
+
+
+def _pickle_scale(x: np.ndarray) -> int:
+    """256 when every pixel is ``k / 256`` with ``k <= 255`` (the copy from deeplearning.net, made from
+    the IDX bytes by dividing by 256: multiplying back recovers them exactly, where ``round(255 x)``
+    would merge neighbours, e.g. 127/256 and 128/256 -> 127 and 128/256, 129/256 -> 128), else 255."""
+    on_grid = x.size > 0 and x.max() < 1 and np.array_equal(x * 256, np.rint(x * 256))
+    return 256 if on_grid else 255
 
 
 # ----------------------------------------------------------------------------- command line

@@ -33,7 +33,7 @@ from .render import COLORS
 from .settings import (ACKLEY_THRESHOLDS, ACKLEY_VARIANTS, ARCH_MODELS, ARCH_VARIANTS, HD_VARIANTS, NAME,
                        PAPER_THRESHOLDS, PROFILES, TITLE)
 
-__all__ = ["NAME", "TITLE", "PROFILES", "build", "ACKLEY_VARIANTS", "ACKLEY_THRESHOLDS", "PAPER_THRESHOLDS",
+__all__ = ["NAME", "TITLE", "PROFILES", "build", "add_arguments", "ACKLEY_VARIANTS", "ACKLEY_THRESHOLDS", "PAPER_THRESHOLDS",
            "ARCH_VARIANTS", "ARCH_MODELS", "HD_VARIANTS", "COMPARABLE", "LOW_ERROR", "STALL_FRACTION",
            "VERDICT_RULES", "COLORS", "compute", "judge", "render"]
 
@@ -44,6 +44,15 @@ def _jsonable(obj):
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     return obj
+
+
+def add_arguments(p) -> None:
+    """``--mnist`` appears in the help; ``verify/training/__main__.py`` hands a command line that has it to
+    :mod:`verify.training_mnist` (the MNIST autoencoder report, its own files) before this parser runs."""
+    p.add_argument("--mnist", metavar="PATH", default=None,
+                   help="instead of this report, run the paper's autoencoder on MNIST from PATH (IDX folder, "
+                        "torchvision MNIST/raw folder, mnist.npz or mnist.pkl.gz) and write training_mnist.md; "
+                        "see python -m verify.training_mnist --help")
 
 
 def build(ctx: Context) -> Report:

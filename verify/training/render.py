@@ -99,8 +99,9 @@ def high_dimension_figure(hd: dict):
     return fig
 
 
-def autoencoder_figures(auto: dict, images: dict) -> tuple:
-    """The test curves of both losses, and the first 8 test digits with the reconstructions of the first seed."""
+def autoencoder_figures(auto: dict, images: dict, data_label: str = "8x8 digits") -> tuple:
+    """The test curves of both losses, and the first 8 test digits with the reconstructions of the first seed
+    (``data_label`` names the data in the title: the MNIST report draws the same figures)."""
     plt = pyplot()
     steps, seeds = np.array(auto["eval_steps"]), auto["config"]["seeds"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -113,7 +114,7 @@ def autoencoder_figures(auto: dict, images: dict) -> tuple:
     for ax in axes:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    fig.suptitle(f"Denoising autoencoder, 8x8 digits: median over {len(seeds)} seeds, band = min–max", fontsize=10)
+    fig.suptitle(f"Denoising autoencoder, {data_label}: median over {len(seeds)} seeds, band = min–max", fontsize=10)
     fig.tight_layout()
     rows = [("clean", images["clean"]), ("noisy input", images["noisy input"]), ("MSE", images["MSE"]),
             ("Sobolev s=1", images["Sobolev"])]
