@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import os
 import sys
 import time
 
@@ -121,11 +122,14 @@ def _main(args, ctx, stage: list) -> int:
                 print(f"error: {path} is missing; run python -m verify.{name} first", file=sys.stderr)
                 return 2
             results[name] = json.loads(path.read_text())
+        for name in OPTIONAL:
+            if (ctx.out / f"{name}.json").exists():
+                results[name] = json.loads((ctx.out / f"{name}.json").read_text())
         write_index()
         print(f"[verify.all] wrote {ctx.out / 'README.md'} from the existing reports")
         return 0
     start = time.perf_counter()
-    for name in SWEEPS:  # these spread their own tasks over the workers (or a Dask cluster)
+    for name in SWEEPS + optional_reports():  # these spread their own tasks over the workers (or a Dask cluster)
         results[name] = build_report({"name": name, "ctx": ctx})
     rest = [{"name": name, "ctx": _quiet(ctx)} for name in sorted(set(REPORTS) - set(SWEEPS), key=LONGEST_FIRST.index)]
     # the quick profile's reports take seconds: starting processes (each importing torch, SciPy, matplotlib) would
@@ -134,7 +138,7 @@ def _main(args, ctx, stage: list) -> int:
     print(f"[verify.all] {', '.join(t['name'] for t in rest)}: in {min(workers, len(rest))} process(es)", flush=True)
     for task, payload in zip(rest, execute(build_report, rest, workers=workers)):
         results[task["name"]] = payload
-    results = {name: results[name] for name in REPORTS}
+    results = {name: results[name] for name in REPORTS + OPTIONAL if name in results}
     write_index(time.perf_counter() - start)
     print(f"[verify.all] wrote {ctx.out / 'README.md'} in {time.perf_counter() - start:.1f} s total")
     return 0
@@ -142,6 +146,16 @@ def _main(args, ctx, stage: list) -> int:
 
 # reports that run sweeps of their own over the workers: run one at a time, before the others
 SWEEPS = ("landscape",)
+# reports that need data the user has (MNIST): run, after the sweeps and before the others (training reads it),
+# only when the data is named; the index lists them when their JSON is there
+OPTIONAL = ("training_mnist",)
+
+
+def optional_reports() -> tuple:
+    """The reports of :data:`OPTIONAL` this run can make: ``training_mnist`` when ``$SOBOLEV_MNIST`` is set."""
+    from .experiments.mnist import ENV_VAR
+
+    return ("training_mnist",) if os.environ.get(ENV_VAR) else ()
 # the others, longest first (their standard wall times on 2 cores: 160, 94, 83, 66, 42, 14 s), so that the processes
 # running them side by side finish close together
 LONGEST_FIRST = ("training", "generalizations", "conditioning", "gradient_flow", "formulas", "witnesses")

@@ -24,7 +24,10 @@ profiles and the variants.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from pathlib import Path
 
 from ..report import Context, Report
 from . import compute, judge, render
@@ -55,15 +58,33 @@ def add_arguments(p) -> None:
                         "see python -m verify.training_mnist --help")
 
 
+MNIST_REPORT = "training_mnist"  # the MNIST run claim 7 reads when there is one (verify.training_mnist)
+
+
+def mnist_run(out: Path) -> tuple:
+    """``(data, where)`` of the MNIST autoencoder run claim 7 reads, or ``(None, None)``: the run in
+    ``<out>/full/`` or ``<out>/`` (the full profile's first), not a quick smoke run.  ``where``: the file
+    relative to ``out`` and the SHA-256 of its bytes, for the provenance of the verdict."""
+    for rel in (f"full/{MNIST_REPORT}.json", f"{MNIST_REPORT}.json"):
+        path = Path(out) / rel
+        if path.exists():
+            raw = path.read_bytes()
+            payload = json.loads(raw)
+            if payload["provenance"]["profile"] != "quick":
+                return payload["data"], {"file": rel, "sha256": hashlib.sha256(raw).hexdigest()}
+    return None, None
+
+
 def build(ctx: Context) -> Report:
     """compute -> judge -> render."""
     t_start = time.perf_counter()
     prof = PROFILES[ctx.profile]
     summary = compute.compute(ctx, prof)
-    verdict = judge.judge(summary, ctx.profile, ctx.device)
+    mnist, mnist_where = mnist_run(ctx.out) if ctx.profile != "quick" else (None, None)
+    verdict = judge.judge(summary, ctx.profile, ctx.device, mnist)
     rep = Report(NAME, TITLE)
     rep.figures = render.figures(summary)
-    for block in render.markdown(summary, verdict, ctx, prof):
+    for block in render.markdown(summary, verdict, ctx, prof, mnist_where):
         rep.add(block)
     rep.verdicts = [{**v, "evidence": f"{NAME}.md"} for v in verdict["verdicts"]]
     rep.data = {"ackley": summary["ackley"], "claim5_comparison": verdict["ackley"]["rows"],
@@ -71,6 +92,7 @@ def build(ctx: Context) -> Report:
                                   "wins_over_L2": verdict["architectures"]["wins_over_L2"]},
                 "high_dimension": {**summary["high_dimension"],
                                    "summary_at_largest_d": verdict["high_dimension"]["summary_at_largest_d"]},
-                "autoencoder": summary["autoencoder"], "profile_settings": _jsonable(prof),
+                "autoencoder": summary["autoencoder"], "claim7_mnist_run": mnist_where,
+                "profile_settings": _jsonable(prof),
                 "total_build_seconds": time.perf_counter() - t_start}
     return rep

@@ -31,9 +31,13 @@ VERDICT_RULES = (
     f"*confirmed* (only at full size) if for every width `K` both `H1` variants have relative test MSE < {LOW_ERROR:.0e} "
     "on every seed and beat both `L2` baselines in median; *confirmed with qualifications* if that low error holds for "
     "some `K` and `H1` beats `L2` on the same samples for every `K`; *inconclusive* if it beats `L2` but is never low; "
-    "*refuted* otherwise. **Claim 7** (autoencoder): *confirmed with qualifications* (8×8 digits, not MNIST) if the "
+    "*refuted* otherwise. **Claim 7** (autoencoder): when an MNIST run (`training_mnist.json`) is at hand, its verdict, "
+    "by its rule (the Student-t interval of the per-seed log ratio of the two test MSEs: *confirmed* if below 0 at "
+    "the paper's size, with qualifications on a smaller run, *refuted* if above 0, else *inconclusive*); without one, "
+    "*confirmed with qualifications* (8×8 digits, not MNIST) if the "
     "Sobolev-trained median test MSE is lower than the MSE-trained one, *refuted* if it is higher with disjoint "
-    "seed ranges, *inconclusive* otherwise; the architecture results are reported beside it. The `quick` profile is "
+    "seed ranges, *inconclusive* otherwise; the digits (when MNIST decides) and the architecture results are "
+    "reported beside it. The `quick` profile is "
     "a smoke test: its verdicts are all *inconclusive*, with what the rules would give in brackets.")
 
 
@@ -298,11 +302,27 @@ def claim7_verdict(mse: dict, sobolev: dict) -> tuple:
     return ("inconclusive" if overlap else "refuted"), overlap
 
 
-def judge_autoencoder(auto: dict, arch: dict, arch_judgement: dict) -> dict:
-    """Claim 7: the verdict, the finding and the convention (the architecture wins reported beside it)."""
+def mnist_claim7(mnist: dict | None) -> dict | None:
+    """Claim 7 from an MNIST run (the ``data`` of ``training_mnist.json``), by that report's own rule
+    (:func:`verify.training_mnist.judge.judge`, recomputed from its numbers); ``None`` without one."""
+    if mnist is None:
+        return None
+    from ..training_mnist import judge as mnist_judge  # here, not at the top: only when a run exists
+
+    j = mnist_judge.judge(mnist["autoencoder"], "standard")  # the rule itself; the profile's smoke flag is not ours
+    return {"verdict": j["verdict"], "paper_size": j["paper_size"], "finding": j["finding"]}
+
+
+def judge_autoencoder(auto: dict, arch: dict, arch_judgement: dict, mnist: dict | None = None) -> dict:
+    """Claim 7: the verdict, the finding and the convention (the architecture wins reported beside it).
+
+    With an MNIST run (``mnist``: the ``data`` of ``training_mnist.json``) the verdict is that run's, by its
+    rule (a Student-t interval of the paired log ratios; *confirmed* only at the paper's size); the 8x8 digits
+    are reported beside it.  Without one, the digits' rule, qualified because the data are not MNIST."""
     p, L = auto["config"], auto["losses"]
     m_mse, m_sob = L["MSE"]["final_test_mse"], L["Sobolev"]["final_test_mse"]
     verdict, overlap = claim7_verdict(m_mse, m_sob)
+    on_mnist = mnist_claim7(mnist)
     wins = arch_judgement["wins_over_L2"]
     finding = (f"Median final test MSE (plain MSE, the metric the MSE loss optimises): Sobolev {fmt(m_sob['median'], '.2e')}, "
                f"MSE {fmt(m_mse['median'], '.2e')}; the seed ranges {'overlap' if overlap else 'do not overlap'}.")
@@ -313,7 +333,10 @@ def judge_autoencoder(auto: dict, arch: dict, arch_judgement: dict) -> dict:
                   f"{wins['H1-exact']}/{wins['cases']} (target, model) cases (with SIREN on: "
                   f"{', '.join(wins['H1_by_model'].get('SIREN', [])) or 'none'}), unweighted H2 in "
                   f"{wins['H2']}/{wins['cases']}")
-    return {"verdict": verdict, "overlap": overlap, "finding": finding, "convention": convention}
+    if on_mnist is not None:
+        verdict = on_mnist["verdict"]
+        convention = f"MNIST 28×28 (training_mnist): {on_mnist['finding']} Beside it, {convention}"
+    return {"verdict": verdict, "overlap": overlap, "finding": finding, "convention": convention, "mnist": on_mnist}
 
 
 # ----------------------------------------------------------------------------- all claims
@@ -325,13 +348,14 @@ def smoke_test(verdicts: list) -> list:
                            + v["convention"]} for v in verdicts]
 
 
-def judge(data: dict, profile: str, device: str = "cpu") -> dict:
+def judge(data: dict, profile: str, device: str = "cpu", mnist: dict | None = None) -> dict:
     """Every judgement of the report from its data (``ackley``, ``architectures``, ``high_dimension``,
-    ``autoencoder``): per experiment the verdict, findings and notes; ``verdicts``: one row per claim."""
+    ``autoencoder``) and, for claim 7, an MNIST run's data when there is one (``mnist``): per experiment the
+    verdict, findings and notes; ``verdicts``: one row per claim."""
     ack = judge_ackley(data["ackley"], device)
     arch = judge_architectures(data["architectures"])
     hd = judge_high_dimension(data["high_dimension"], profile)
-    auto = judge_autoencoder(data["autoencoder"], data["architectures"], arch)
+    auto = judge_autoencoder(data["autoencoder"], data["architectures"], arch, mnist)
     verdicts = [{"claim": claim, "verdict": j["verdict"], "convention": j["convention"]}
                 for claim, j in ((5, ack), (6, hd), (7, auto))]
     if profile == "quick":

@@ -231,7 +231,18 @@ def high_dimension_section(hd: dict, j: dict) -> str:
     return "\n".join(lines)
 
 
-def autoencoder_section(auto: dict, j: dict) -> str:
+def mnist_paragraph(j: dict, where: dict | None) -> list:
+    """The MNIST run claim 7 reads, when there is one: its finding and the verdict its rule gives."""
+    if where is None or j.get("mnist") is None:
+        return ["", "No MNIST run at hand: claim 7 is judged on the digits (run `python -m verify.training --mnist "
+                "PATH` with MNIST on disk, see `docs/mnist.md`)."]
+    m = j["mnist"]
+    return ["", f"**On MNIST** ([{where['file']}]({where['file']}), "
+            f"{'at' if m['paper_size'] else 'below'} the paper's size; the claim-7 verdict is this run's): "
+            f"{m['finding']} Verdict by its rule: **{m['verdict']}**."]
+
+
+def autoencoder_section(auto: dict, j: dict, mnist_where: dict | None = None) -> str:
     p, L = auto["config"], auto["losses"]
     lines = ["## 4. Denoising autoencoder (claim 7)", "",
              f"Data: {p['data']} (the paper uses MNIST; nothing can be downloaded here). Corruption: {p['noise']}, "
@@ -248,7 +259,7 @@ def autoencoder_section(auto: dict, j: dict) -> str:
     lines += ["", f"Returning the noisy input unchanged has test MSE {auto['identity_test_mse']:.3e}.", "",
               f"![autoencoder](./{NAME}_autoencoder.png)", "",
               f"![reconstructions](./{NAME}_autoencoder_reconstructions.png)",
-              "", "**Finding.** " + j["finding"]]
+              "", "**Finding.** " + j["finding"]] + mnist_paragraph(j, mnist_where)
     return "\n".join(lines)
 
 
@@ -274,16 +285,17 @@ def limits_section(profile: str, prof: dict) -> str:
         "is not).\n"
         "- **Information.** A Sobolev sample carries `1 + d` numbers; with equal sample counts `H1` sees more "
         "data. The high-dimension table has an `L2` baseline with a matched number of targets for this reason.\n"
-        "- **Data set.** The autoencoder uses 8×8 digits instead of MNIST 28×28; the Fourier multiplier acts on "
-        "8 frequencies per axis.\n"
+        "- **Data set.** The autoencoder here uses 8×8 digits instead of MNIST 28×28; the Fourier multiplier acts "
+        "on 8 frequencies per axis. With MNIST on disk, `python -m verify.training --mnist PATH` runs it at 28×28 "
+        "(`training_mnist.md`), and claim 7 reads that run.\n"
         "- **float32** for every training run (differentiation tests are float64).")
 
 
-def markdown(summary: dict, judgement: dict, ctx, prof: dict) -> list:
+def markdown(summary: dict, judgement: dict, ctx, prof: dict, mnist_where: dict | None = None) -> list:
     """The report's Markdown blocks, in order."""
     return introduction(ctx) + [
         ackley_section(summary["ackley"], judgement["ackley"]),
         architectures_section(summary["architectures"], judgement["architectures"]),
         high_dimension_section(summary["high_dimension"], judgement["high_dimension"]),
-        autoencoder_section(summary["autoencoder"], judgement["autoencoder"]),
+        autoencoder_section(summary["autoencoder"], judgement["autoencoder"], mnist_where),
         verdict_section(judgement["verdicts"]), limits_section(ctx.profile, prof)]
