@@ -51,6 +51,19 @@ def nonzero(mask: np.ndarray) -> tuple:
     return np.unravel_index(np.flatnonzero(mask), mask.shape)
 
 
+def rows(X: np.ndarray, *index) -> np.ndarray:
+    """``X[index]`` for a C-contiguous ``X (..., d)`` indexed in all but its last axis: one ``np.take`` of the rows of
+    ``X`` as a 2-D array at flat row indices (an order of magnitude faster than fancy indexing with several index
+    arrays; the same numbers)."""
+    flat = np.ravel_multi_index(index, X.shape[:-1])
+    return np.take(X.reshape(-1, X.shape[-1]), flat, axis=0)
+
+
+def put(X: np.ndarray, index: tuple, values) -> None:
+    """``X[index] = values`` for a C-contiguous ``X`` and a full index (one entry each): by flat position."""
+    X.reshape(-1)[np.ravel_multi_index(index, X.shape)] = values
+
+
 def _norms(X: np.ndarray) -> np.ndarray:
     """Row norms along the last axis (one fused pass; ``np.linalg.norm`` with ``axis`` takes several)."""
     return np.sqrt(np.einsum("...d,...d->...", X, X))
@@ -112,9 +125,10 @@ def angles(W: np.ndarray, Z: np.ndarray) -> tuple:
     sin = np.sqrt(np.maximum(sq, 0.0, out=sq), out=sq)
     sin[diagonal] = 0.0
     if b.size:  # near (anti-)parallel: the angle from the unit vectors themselves
-        a, u = A[b, i], U[b, q]
-        theta[near] = 2 * np.arctan2(_norms(a - u), _norms(a + u))
-        sin[near] = np.sin(theta[near])
+        a, u = rows(U, b, i), rows(U, b, q)  # A = U[:, :K] is a strided view: gather from U
+        angle = 2 * np.arctan2(_norms(a - u), _norms(a + u))
+        put(theta, near, angle)
+        put(sin, near, np.sin(angle))
     return A, U, cos, theta, sin, nZ, near
 
 
@@ -136,7 +150,7 @@ def field(W: np.ndarray, W_star: np.ndarray, flow: str, locks=None) -> np.ndarra
     if flow == "H-true":
         # far pairs' boundary terms: s c (z_q - |z_q| c w_i/|w_i|) / (2 pi sin); the near pairs' (0 here: an infinite
         # denominator) are added below, with e2 from the unit vectors
-        sin[near] = np.inf
+        put(sin, near, np.inf)
         sin[:, np.arange(K), np.arange(K)] = np.inf
         T = np.divide(cos, sin, out=sin)
         T /= TWO_PI
@@ -159,8 +173,8 @@ def _add_near_boundary_terms(F, A, U, cos, nZ, s, near, locks) -> None:
         lk = locks[b, i]
         keep = (lk < 0) | (q != F.shape[1] + lk)
         b, i, q = b[keep], i[keep], q[keep]
-    a, c = A[b, i], cos[b, i, q]
-    E = U[b, q] - c[:, None] * a
+    a, c = rows(U, b, i), cos.reshape(-1)[np.ravel_multi_index((b, i, q), cos.shape)]  # A = U[:, :K]: from U
+    E = rows(U, b, q) - c[:, None] * a
     E -= np.einsum("nd,nd->n", E, a)[:, None] * a
     norm = _norms(E)
     keep = norm > PARALLEL

@@ -30,7 +30,7 @@ import numerics
 
 from . import fused_fields, sliding
 from .descent_field import mean_field
-from .flows import FLOWS
+from .flows import FLOWS, units
 from .validation import is_backend_array
 
 KINDS = ("global", "spurious minimum", "saddle", "not converged")
@@ -118,8 +118,9 @@ def _descend_fused(W, W_star, flow: str, *, lr: float, max_steps: int, grad_tol:
     run = _Batch(np.arange(B), W.copy(), out["locks"].copy(), out["lr"].copy())
     check_value = value_tol > 0
     teacher = fused_fields.teacher_value(W_star)
+    U = units(W_star)  # the teacher directions, for the lock bookkeeping of H-true
     for step in range(max_steps + 1):
-        F, slack = _fused_field(flow, run.W, W_star, run.locks)
+        F, slack = _fused_field(flow, run.W, W_star, run.locks, U)
         n = np.sqrt(np.einsum("bkd,bkd->b", F, F))
         moving = n > grad_tol
         if check_value and step % VALUE_CHECK_EVERY == 0:
@@ -137,7 +138,7 @@ def _descend_fused(W, W_star, flow: str, *, lr: float, max_steps: int, grad_tol:
             release = slack > 0  # the other terms push harder than the kink holds: the row leaves its ray
             run.unlocks += release.sum(axis=1)
             run.locks[release] = sliding.UNLOCKED
-            run.W, run.locks = sliding.lock_crossings(run.W, W_new, W_star, run.locks, run.lr)
+            run.W, run.locks = sliding.lock_crossings(run.W, W_new, W_star, run.locks, run.lr, U)
         else:
             run.W = W_new
         run.steps += 1
@@ -167,11 +168,11 @@ class _Batch:
         return new
 
 
-def _fused_field(flow: str, W, W_star, locks) -> tuple:
-    """``(F, slack)`` of a NumPy batch on the fused fields (:func:`_field`'s contract)."""
+def _fused_field(flow: str, W, W_star, locks, U=None) -> tuple:
+    """``(F, slack)`` of a NumPy batch on the fused fields (:func:`_field`'s contract); ``U``: the teacher's unit rows."""
     if flow != "H-true":
         return fused_fields.field(W, W_star, flow), np.full(locks.shape, -math.inf)
-    return sliding.slide(fused_fields.field(W, W_star, "H-true", locks), W_star, locks)
+    return sliding.slide(fused_fields.field(W, W_star, "H-true", locks), W_star, locks, U)
 
 
 def _operands(W0, W_star) -> tuple:

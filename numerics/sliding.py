@@ -26,7 +26,7 @@ import numpy as np
 from array_api_compat import array_namespace, device
 
 from .descent_field import mean_field
-from .fused_fields import nonzero
+from .fused_fields import nonzero, put, rows
 from .flows import LOCK_ANGLE, batched_boundary_terms, units
 
 UNLOCKED = -1
@@ -50,20 +50,22 @@ def field(W, W_star, locks) -> tuple:
     return slide(mean_field(W, W_star, "H") + boundary_terms(W, W_star, locks), W_star, locks)
 
 
-def slide(G, W_star, locks) -> tuple:
+def slide(G, W_star, locks, U=None) -> tuple:
     """``(F, slack)`` of :func:`field` from ``G``, the true gradient of ``H`` without the locked rows' own pair terms:
-    each locked row keeps the radial component of ``G`` along its teacher ray."""
+    each locked row keeps the radial component of ``G`` along its teacher ray.  ``U``: ``units(W_star)`` when the
+    caller has it (a descent computes it once)."""
     xp = array_namespace(G, W_star)
     slack = xp.full(tuple(locks.shape), -math.inf, dtype=G.dtype, device=device(G))
-    b, i = xp.nonzero(locks >= 0)
+    b, i = _nonzero(xp, locks >= 0)
     if b.shape[0]:
         p = locks[b, i]
-        u = units(W_star)[p]
-        radial = xp.einsum("nd,nd->n", u, G[b, i])
-        perp = G[b, i] - radial[:, None] * u
-        slack[b, i] = (xp.linalg.vector_norm(perp, axis=-1)
-                       - xp.linalg.vector_norm(W_star[p], axis=-1) / (2 * math.pi))
-        G[b, i] = radial[:, None] * u
+        u = (units(W_star) if U is None else U)[p]
+        g = _gather(G, b, i)
+        radial = xp.einsum("nd,nd->n", u, g)
+        perp = g - radial[:, None] * u
+        half_kink = xp.linalg.vector_norm(W_star, axis=-1) / (2 * math.pi)  # |w*_p| / 2pi per teacher row
+        _scatter(slack, (b, i), xp.linalg.vector_norm(perp, axis=-1) - half_kink[p])
+        _scatter(G, (b, i), radial[:, None] * u)
     return G, slack
 
 
@@ -72,20 +74,39 @@ def _nonzero(xp, mask) -> tuple:
     return nonzero(mask) if isinstance(mask, np.ndarray) else xp.nonzero(mask)
 
 
-def lock_crossings(W_old, W_new, W_star, locks, lr) -> tuple:
+def _gather(X, b, i):
+    """``X[b, i]`` (rows of ``X (B, K, d)``); for a contiguous NumPy array by ``np.take`` (:func:`fused_fields.rows`)."""
+    if isinstance(X, np.ndarray) and X.flags.c_contiguous:
+        return rows(X, b, i)
+    return X[b, i]
+
+
+def _scatter(X, index: tuple, values) -> None:
+    """``X[index] = values``; for a contiguous NumPy array by flat position (the same entries, faster)."""
+    if isinstance(X, np.ndarray) and X.flags.c_contiguous:
+        if X.ndim == len(index):
+            put(X, index, values)
+        else:
+            X.reshape(-1, X.shape[-1])[np.ravel_multi_index(index, X.shape[:-1])] = values
+    else:
+        X[index] = values
+
+
+def lock_crossings(W_old, W_new, W_star, locks, lr, U=None) -> tuple:
     """Lock the unlocked rows that a step ``W_old -> W_new`` (step size ``lr``, a number or one per instance) took onto
-    a teacher line; returns ``(W, locks)`` with those rows projected on their rays (new arrays).
+    a teacher line; returns ``(W, locks)`` with those rows projected on their rays (new arrays).  ``U``:
+    ``units(W_star)`` when the caller has it.
 
     Angles to a line lie in ``[0, pi/2]``, where ``tan`` is increasing: every comparison of angles is made between
     squared tangents ``perp^2 / c^2`` (``c`` the component along the teacher direction, ``perp`` the rest), which
     needs no ``atan2``."""
     xp = array_namespace(W_old, W_star)
-    U = units(W_star)
+    U = units(W_star) if U is None else U
     Ut = xp.matrix_transpose(U)
     c_old, c_new = W_old @ Ut, W_new @ Ut  # (B, K, K*): components along each teacher direction
     sq_new = c_new * c_new
     n2_new = xp.vecdot(W_new, W_new)[..., None]
-    perp2_new = xp.clip(n2_new - sq_new, min=0.0)
+    perp2_new = xp.maximum(n2_new - sq_new, 0.0)  # what clip(min=0) gives, without array-api-compat's wrapper
     unlocked = (locks == UNLOCKED)[..., None]
     hit = xp.zeros(tuple(c_new.shape), dtype=xp.bool, device=device(c_new))
     # closing in on a line within the lock angle: few unlocked pairs are, so the comparison with the old angle runs
@@ -97,7 +118,7 @@ def lock_crossings(W_old, W_new, W_star, locks, lr) -> tuple:
         hit[b, i, p] = perp2_new[b, i, p] * sq_old < perp2_old * sq_new[b, i, p]
     # crossed a line (the components orthogonal to it reversed: p_old . p_new < 0, without forming them) within the
     # chatter of two steps of that kink: likewise few
-    b, i, p = _nonzero(xp, (xp.vecdot(W_old, W_new)[..., None] - c_old * c_new < 0) & unlocked)
+    b, i, p = _nonzero(xp, (c_old * c_new > xp.vecdot(W_old, W_new)[..., None]) & unlocked)  # a - b < 0 iff a < b
     if b.shape[0]:
         rate = xp.reshape(lr, (-1,))[b] if getattr(lr, "ndim", 0) else lr
         chatter = 2 * rate * xp.linalg.vector_norm(W_star[p], axis=-1) / (2 * math.pi * xp.sqrt(n2_new[b, i, 0]))
