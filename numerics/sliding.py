@@ -97,41 +97,51 @@ def lock_crossings(W_old, W_new, W_star, locks, lr, U=None) -> tuple:
     a teacher line; returns ``(W, locks)`` with those rows projected on their rays (new arrays).  ``U``:
     ``units(W_star)`` when the caller has it.
 
-    Angles to a line lie in ``[0, pi/2]``, where ``tan`` is increasing: every comparison of angles is made between
-    squared tangents ``perp^2 / c^2`` (``c`` the component along the teacher direction, ``perp`` the rest), which
-    needs no ``atan2``."""
+    Only unlocked rows are tested (a locked row stays locked until :func:`slide` releases it), gathered first: late
+    in a descent most rows are locked.  Angles to a line lie in ``[0, pi/2]``, where ``tan`` is increasing: every
+    comparison of angles is made between squared tangents ``perp^2 / c^2`` (``c`` the component along the teacher
+    direction, ``perp`` the rest), which needs no ``atan2``."""
     xp = array_namespace(W_old, W_star)
+    W, locks = xp.asarray(W_new, copy=True), xp.asarray(locks, copy=True)
+    b, i = _nonzero(xp, locks == UNLOCKED)
+    if not b.shape[0]:
+        return W, locks
     U = units(W_star) if U is None else U
+    hit, c_new, perp2_new, sq_new = _line_hits(_gather(W_old, b, i), _gather(W_new, b, i), W_star, U, lr, b)
+    (r,) = _nonzero(xp, xp.any(hit, axis=-1))
+    if r.shape[0]:
+        tan2 = xp.where(hit[r], perp2_new[r] / xp.clip(sq_new[r], min=1e-300), xp.inf)
+        p = xp.argmin(tan2, axis=-1)
+        W[b[r], i[r]] = c_new[r, p][:, None] * U[p]
+        locks[b[r], i[r]] = p
+    return W, locks
+
+
+def _line_hits(Wo, Wn, W_star, U, lr, b) -> tuple:
+    """For rows ``Wo -> Wn (n, d)`` (of instances ``b``): which teacher lines each step locks onto, ``(n, K*)``, and the
+    new components along and squared across each line, for the choice among several."""
+    xp = array_namespace(Wo, W_star)
     Ut = xp.matrix_transpose(U)
-    c_old, c_new = W_old @ Ut, W_new @ Ut  # (B, K, K*): components along each teacher direction
+    c_old, c_new = Wo @ Ut, Wn @ Ut  # (n, K*): components along each teacher direction
     sq_new = c_new * c_new
-    n2_new = xp.vecdot(W_new, W_new)[..., None]
+    n2_new = xp.vecdot(Wn, Wn)[..., None]
     perp2_new = xp.maximum(n2_new - sq_new, 0.0)  # what clip(min=0) gives, without array-api-compat's wrapper
-    unlocked = (locks == UNLOCKED)[..., None]
     hit = xp.zeros(tuple(c_new.shape), dtype=xp.bool, device=device(c_new))
-    # closing in on a line within the lock angle: few unlocked pairs are, so the comparison with the old angle runs
-    # on them alone
-    b, i, p = _nonzero(xp, (perp2_new < LOCK_TAN2 * sq_new) & unlocked)
-    if b.shape[0]:
-        sq_old = c_old[b, i, p] * c_old[b, i, p]
-        perp2_old = xp.clip(xp.vecdot(W_old, W_old)[b, i] - sq_old, min=0.0)
-        hit[b, i, p] = perp2_new[b, i, p] * sq_old < perp2_old * sq_new[b, i, p]
+    # closing in on a line within the lock angle: few rows are, so the comparison with the old angle runs on them alone
+    r, p = _nonzero(xp, perp2_new < LOCK_TAN2 * sq_new)
+    if r.shape[0]:
+        sq_old = c_old[r, p] * c_old[r, p]
+        perp2_old = xp.clip(xp.vecdot(Wo, Wo)[r] - sq_old, min=0.0)
+        hit[r, p] = perp2_new[r, p] * sq_old < perp2_old * sq_new[r, p]
     # crossed a line (the components orthogonal to it reversed: p_old . p_new < 0, without forming them) within the
     # chatter of two steps of that kink: likewise few
-    b, i, p = _nonzero(xp, (c_old * c_new > xp.vecdot(W_old, W_new)[..., None]) & unlocked)  # a - b < 0 iff a < b
-    if b.shape[0]:
-        rate = xp.reshape(lr, (-1,))[b] if getattr(lr, "ndim", 0) else lr
-        chatter = 2 * rate * xp.linalg.vector_norm(W_star[p], axis=-1) / (2 * math.pi * xp.sqrt(n2_new[b, i, 0]))
+    r, p = _nonzero(xp, c_old * c_new > xp.vecdot(Wo, Wn)[..., None])  # a - b < 0 iff a < b
+    if r.shape[0]:
+        rate = xp.reshape(lr, (-1,))[b[r]] if getattr(lr, "ndim", 0) else lr
+        chatter = 2 * rate * xp.linalg.vector_norm(W_star[p], axis=-1) / (2 * math.pi * xp.sqrt(n2_new[r, 0]))
         reach = xp.tan(xp.clip(chatter + LOCK_ANGLE, max=math.pi / 2))
-        hit[b, i, p] |= perp2_new[b, i, p] <= reach * reach * sq_new[b, i, p]
-    b, i = _nonzero(xp, xp.any(hit, axis=-1))
-    W, locks = xp.asarray(W_new, copy=True), xp.asarray(locks, copy=True)
-    if b.shape[0]:
-        tan2 = xp.where(hit[b, i], perp2_new[b, i] / xp.clip(sq_new[b, i], min=1e-300), xp.inf)
-        p = xp.argmin(tan2, axis=-1)
-        W[b, i] = c_new[b, i, p][:, None] * U[p]
-        locks[b, i] = p
-    return W, locks
+        hit[r, p] |= perp2_new[r, p] <= reach * reach * sq_new[r, p]
+    return hit, c_new, perp2_new, sq_new
 
 
 def reduced_jacobian(W: np.ndarray, W_star: np.ndarray, locks: np.ndarray, h: float = 1e-6) -> np.ndarray:
