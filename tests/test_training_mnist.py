@@ -118,6 +118,7 @@ def test_a_missing_mnist_path_is_a_usage_error(tmp_path, capsys, monkeypatch):
 def _mnist_data(sobolev, mse, n_train=60000, n_test=10000, epochs=20):
     spread = {"median": float(np.median(sobolev)), "min": min(sobolev), "max": max(sobolev), "n_finite": 4, "n": 4}
     return {"autoencoder": {"config": dict(n_train=n_train, n_test=n_test, epochs=epochs, seeds=[0, 1, 2, 3]),
+                            "identity_test_mse": 0.045,
                             "losses": {"Sobolev": {"per_seed_final_test_mse": sobolev, "final_test_mse": spread},
                                        "MSE": {"per_seed_final_test_mse": mse, "final_test_mse": spread}}}}
 
@@ -187,3 +188,10 @@ def test_index_only_lists_an_mnist_report_when_its_json_is_there(quick_reports, 
                                 "--workers", "1", "--no-progress"]) == 0
     assert verify_all.main(["--index-only", "--out", str(tmp_path), "--device", "cpu"]) == 0
     assert "| training_mnist | [training_mnist.md](training_mnist.md)" in (tmp_path / "README.md").read_text()
+
+
+def test_runs_worse_than_the_noisy_input_are_counted_per_loss():
+    summary = {"identity_test_mse": 0.045,
+               "losses": {"MSE": {"per_seed_final_test_mse": [0.0675, 0.004, 0.114, None]},
+                          "Sobolev": {"per_seed_final_test_mse": [0.0046, 0.0044, 0.045, 0.0043]}}}
+    assert J.worse_than_input(summary) == {"MSE": "3/4", "Sobolev": "0/4"}  # equal to the identity is not worse

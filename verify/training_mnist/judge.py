@@ -36,6 +36,17 @@ def log_ratio_interval(sobolev: list, mse: list, level: float = LEVEL) -> dict |
             "sobolev_lower": int(np.sum(logs < 0)), "n": n}
 
 
+def worse_than_input(summary: dict) -> dict:
+    """Per loss, how many seeds ended with a test MSE above that of returning the noisy input unchanged (a run that
+    learned less than the identity map: collapsed), as ``"k/n"``; a run that did not end finite counts too."""
+    out = {}
+    for loss, L in summary["losses"].items():
+        finals = L["per_seed_final_test_mse"]
+        bad = sum(1 for v in finals if v is None or v > summary["identity_test_mse"])
+        out[loss] = f"{bad}/{len(finals)}"
+    return out
+
+
 def at_paper_size(config: dict) -> bool:
     return (config["n_train"] >= PAPER["n_train"] and config["n_test"] >= PAPER["n_test"]
             and config["epochs"] >= PAPER["epochs"])
@@ -63,7 +74,9 @@ def judge(summary: dict, profile: str) -> dict:
         finding = (f"Sobolev/MSE ratio of the final test MSE: geometric mean {math.exp(iv['mean']):.3f}, "
                    f"{iv['level']:.0%} interval [{math.exp(iv['low']):.3f}, {math.exp(iv['high']):.3f}]; Sobolev lower "
                    f"on {iv['sobolev_lower']}/{iv['n']} seeds; medians {fmt(L['Sobolev']['final_test_mse']['median'], '.3e')}"
-                   f" (Sobolev) and {fmt(L['MSE']['final_test_mse']['median'], '.3e')} (MSE); {size}.")
+                   f" (Sobolev) and {fmt(L['MSE']['final_test_mse']['median'], '.3e')} (MSE); runs ending worse than "
+                   f"returning the noisy input: " + ", ".join(f"{k} {v}" for k, v in worse_than_input(summary).items())
+                   + f"; {size}.")
     convention = f"denoising autoencoder on MNIST 28×28: {finding}"
     row = {"claim": 7, "verdict": verdict, "convention": convention}
     if profile == "quick":
