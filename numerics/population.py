@@ -157,6 +157,8 @@ def loss(W, W_star, part: str, *, a=None, a_star=None, activation="relu", cov=No
     a signature shared with the other objects (a loss does not depend on it).  The defaults are the
     paper's model and take the code path above unchanged (the same numbers, bit for bit).
     """
+    if _is_erf(activation):
+        return _erf_call("loss", W, W_star, part, dict(a=a, a_star=a_star, cov=cov, sobolev=sobolev))
     fam = _family_member(W, W_star, part, a, a_star, activation, cov, sobolev, train_output)
     if fam is not None:
         return _family_loss(W, W_star, part, fam, dict(a=a, a_star=a_star))
@@ -174,6 +176,24 @@ def loss(W, W_star, part: str, *, a=None, a_star=None, activation="relu", cov=No
         return math.ldexp(value, -2 * k)
     except OverflowError:
         raise ValueError(_too_large(f"the population {part} ({value:.6g} * 2**{-2 * k})")) from None
+
+
+def _is_erf(activation) -> bool:
+    return isinstance(activation, str) and activation == "erf"
+
+
+def _erf_call(name: str, W, W_star, part: str, keywords: dict):
+    """``numerics.erf.<name>`` (the smooth control, :mod:`numerics.erf`): NumPy arrays of one instance; a loss of
+    torch tensors is :func:`numerics.erf.loss_torch` (differentiable), gradients and Hessians of tensors come from
+    autograd of it."""
+    from . import erf  # lazy: it builds its functions with SymPy on first use
+
+    if wants_backend(W, W_star):
+        if name != "loss":
+            raise ValueError(f"activation='erf' computes the {name} for NumPy arrays; for torch tensors use "
+                             "torch.autograd (or torch.func.hessian) of numerics.loss(..., activation='erf')")
+        return erf.loss_torch(W, W_star, part, **keywords)
+    return getattr(erf, name)(W, W_star, part, **keywords)
 
 
 def _family_of_call(W, W_star, a=None, a_star=None, activation="relu", cov=None, sobolev=_DEFAULT_SOBOLEV,
@@ -351,6 +371,9 @@ def gradient(W, W_star, part: str, field: str, *, a=None, a_star=None, activatio
     reference; for a differentiable objective use autograd of :func:`loss`).
     """
     check_field(field, GRADIENT_FIELDS, "gradient")
+    if _is_erf(activation):  # smooth: the mean field is the true gradient (theory.erf), one object for both fields
+        return _erf_call("gradient", W, W_star, part, dict(a=a, a_star=a_star, cov=cov, sobolev=sobolev,
+                                                            train_output=train_output))
     fam = _family_member(W, W_star, part, a, a_star, activation, cov, sobolev, train_output)
     if fam is not None:
         return _family_gradient(W, W_star, part, field, fam)
@@ -626,6 +649,10 @@ def hessian(W, W_star, part: str, field: str, *, a=None, a_star=None, activation
     tensors.
     """
     check_field(field, HESSIAN_FIELDS, "Hessian")
+    if _is_erf(activation):  # smooth: the three fields are one matrix (theory.erf.hessians_coincide)
+        if train_output:
+            raise ValueError("activation='erf': the Hessian is in W only; train_output=True is not supported")
+        return _erf_call("hessian", W, W_star, part, dict(a=a, a_star=a_star, cov=cov, sobolev=sobolev))
     fam = _family_member(W, W_star, part, a, a_star, activation, cov, sobolev, train_output)
     if fam is not None:
         return _family_hessian(W, W_star, part, field, fam)

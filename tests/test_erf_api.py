@@ -1,0 +1,59 @@
+"""``activation="erf"`` on the public API (numerics.loss / gradient / hessian): the smooth control dispatches to
+:mod:`numerics.erf`, where every convention coincides -- the mean field is the true gradient and the three Hessian
+fields are one matrix -- and torch autograd of the loss gives them independently."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import numerics
+from numerics import erf
+
+RNG = np.random.default_rng(11)
+W, W_STAR = RNG.standard_normal((3, 4)) * 0.8, RNG.standard_normal((2, 4)) * 0.8
+A, A_STAR = RNG.standard_normal(3), RNG.standard_normal(2)
+
+
+@pytest.mark.parametrize("part", ["L", "J", "H", "J2"])
+def test_loss_dispatches_to_the_erf_module(part):
+    kw = dict(a=A, a_star=A_STAR, sobolev=(0.7, 0.3))
+    assert numerics.loss(W, W_STAR, part, activation="erf", **kw) == erf.loss(W, W_STAR, part, **kw)
+
+
+def test_mean_field_and_true_gradient_are_one_object():
+    mean = numerics.gradient(W, W_STAR, "H", "mean", activation="erf", a=A, a_star=A_STAR)
+    true = numerics.gradient(W, W_STAR, "H", "true", activation="erf", a=A, a_star=A_STAR)
+    np.testing.assert_array_equal(mean, true)
+
+
+def test_torch_autograd_of_the_public_loss_is_the_public_gradient():
+    """Two independent evaluations: the closed-form gradient (chain rule through the invariants) and autograd through
+    the loss's pair terms; float64 agreement to 1e-10 relative."""
+    Wt = torch.tensor(W, requires_grad=True)
+    value = numerics.loss(Wt, torch.tensor(W_STAR), "H", activation="erf", sobolev=(1.0, 0.5))
+    value.backward()
+    closed = numerics.gradient(W, W_STAR, "H", "true", activation="erf", sobolev=(1.0, 0.5))
+    assert np.max(np.abs(Wt.grad.numpy() - closed)) <= 1e-10 * np.max(np.abs(closed))
+
+
+def test_the_three_hessian_fields_are_one_matrix_and_torch_agrees():
+    fields = [numerics.hessian(W, W_STAR, "H", f, activation="erf") for f in ("true", "mean", "autograd")]
+    np.testing.assert_array_equal(fields[0], fields[1])
+    np.testing.assert_array_equal(fields[0], fields[2])
+    K, d = W.shape
+    H = torch.func.hessian(lambda w: numerics.loss(w, torch.tensor(W_STAR), "H", activation="erf"))(torch.tensor(W))
+    H = H.reshape(K * d, K * d).numpy()
+    assert np.max(np.abs(H - fields[0])) <= 1e-9 * np.max(np.abs(H))
+
+
+def test_tensors_get_a_clear_error_for_gradient_and_hessian():
+    with pytest.raises(ValueError, match="autograd"):
+        numerics.gradient(torch.tensor(W), torch.tensor(W_STAR), "L", "true", activation="erf")
+    with pytest.raises(ValueError, match="train_output"):
+        numerics.hessian(W, W_STAR, "L", "true", activation="erf", train_output=True)
+
+
+def test_relu_default_is_untouched_by_the_dispatch():
+    assert numerics.loss(W, W_STAR, "H") == numerics.loss(W, W_STAR, "H", activation="relu")
+    assert numerics.loss(W, W_STAR, "L", activation="erf") != numerics.loss(W, W_STAR, "L")
