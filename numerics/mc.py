@@ -601,6 +601,9 @@ def monte_carlo(W, W_star, n_samples, *, seed: int, device=None, dtype=torch.flo
     """
     from .mc_family import is_default_family, monte_carlo_family
 
+    if isinstance(activation, str) and activation == "erf":
+        return _erf_monte_carlo(W, W_star, n_samples, seed, method, device, dict(a=a, a_star=a_star, cov=cov,
+                                                                                 sobolev=sobolev))
     if not is_default_family(a=a, a_star=a_star, activation=activation, cov=cov, sobolev=sobolev,
                              train_output=train_output):
         if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, (int, np.integer)):
@@ -622,6 +625,18 @@ def monte_carlo(W, W_star, n_samples, *, seed: int, device=None, dtype=torch.flo
         yield from it
 
     return chained()
+
+
+def _erf_monte_carlo(W, W_star, n_samples, seed, method, device, keywords: dict):
+    """The erf network's witness (:func:`numerics.erf_witness.monte_carlo`: per-sample autograd, float64, CPU), for
+    a single integer ``n_samples`` and ``method="plain"``."""
+    if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
+        raise ValueError(f"activation='erf' takes a single integer n_samples >= 2; got {n_samples!r}")
+    if method != "plain" or device not in (None, "cpu"):
+        raise ValueError(f"activation='erf' runs method='plain' on the CPU; got method={method!r}, device={device!r}")
+    from .erf_witness import monte_carlo as erf_monte_carlo  # imports torch, like the rest of this module
+
+    return erf_monte_carlo(W, W_star, int(n_samples), seed=check_seed(seed), **keywords)
 
 
 # ----------------------------------------------------------------------------- per-sample objects

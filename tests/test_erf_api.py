@@ -57,3 +57,20 @@ def test_tensors_get_a_clear_error_for_gradient_and_hessian():
 def test_relu_default_is_untouched_by_the_dispatch():
     assert numerics.loss(W, W_STAR, "H") == numerics.loss(W, W_STAR, "H", activation="relu")
     assert numerics.loss(W, W_STAR, "L", activation="erf") != numerics.loss(W, W_STAR, "L")
+
+
+def test_public_monte_carlo_is_the_erf_witness_and_agrees_with_the_closed_forms():
+    """numerics.monte_carlo(activation="erf") returns the per-sample-autograd witness; its loss means and mean-field
+    entries lie within z = norm.isf(1e-3 / (2 m)) standard errors of the closed forms (Bonferroni over the m
+    compared numbers, family-wise level 1e-3)."""
+    from scipy.stats import norm
+
+    mc = numerics.monte_carlo(W, W_STAR, 40000, seed=5, activation="erf", sobolev=(1.0, 0.0))
+    closed = [numerics.loss(W, W_STAR, p, activation="erf") for p in ("L", "J")]
+    grad = numerics.gradient(W, W_STAR, "H", "mean", activation="erf")
+    z = norm.isf(1e-3 / (2 * (2 + grad.size)))
+    for value, part in zip(closed, ("L", "J")):
+        assert abs(mc.loss[part] - value) <= z * mc.loss_se[part]
+    assert np.all(np.abs(mc.grad_W["H"] - grad) <= z * mc.grad_W_se["H"])
+    with pytest.raises(ValueError, match="single integer"):
+        numerics.monte_carlo(W, W_STAR, [100, 200], seed=5, activation="erf")
