@@ -55,9 +55,11 @@ def test_the_quick_report_is_in_the_index(quick_reports):
     import json
 
     payload = json.loads((quick_reports / "generalizations.json").read_text())
-    assert {v["claim"] for v in payload["verdicts"]} == {f"beyond:{e}" for e in judge.EXTENSIONS}
+    assert {v["claim"] for v in payload["verdicts"]} == ({f"beyond:{e}" for e in judge.EXTENSIONS}
+                                                         | {f"control:{q}" for q in "abcd"})
     index = (quick_reports / "README.md").read_text()
     assert "## Beyond the paper" in index and index.count("generalizations.md") >= len(judge.EXTENSIONS)
+    assert "## Sobolev or ReLU? The smooth control (erf)" in index
 
 
 def test_symbolic_agreement_rule():

@@ -23,6 +23,7 @@ from scipy.integrate import solve_ivp
 import numerics
 from numerics.conditioning import condition_numbers
 
+RTOL, ATOL = 1e-9, 1e-12  # the flows' integration tolerances (SciPy RK45)
 FIT_FLOOR = 1e-11  # the rate is fitted where L > FIT_FLOOR * L(0): below, the closed-form L is rounding
 
 
@@ -45,6 +46,20 @@ def configurations(settings: dict) -> list:
                         "against L + J", kw={"activation": ("relu_power", p)}, train_output=False,
                         objectives={"base": ("H", {"sobolev": (1.0, 0.0)}),
                                     "sobolev": ("H", {"sobolev": (1.0, settings["lambda2"])})}))
+    return out + erf_configurations(settings)
+
+
+def erf_configurations(settings: dict) -> list:
+    """The smooth control (:mod:`numerics.erf`): ``H`` against ``L`` at the ReLU covariances' condition numbers,
+    and ``L + J + lambda_2 J2`` against ``L + J`` (listed after the ReLU configurations, so the random streams
+    of those are unchanged)."""
+    out = [dict(extension="erf", label=f"erf, cov with condition number {kappa:g}",
+                kw={"activation": "erf", "cov_condition": kappa}, train_output=False,
+                objectives={"base": ("L", {}), "sobolev": ("H", {})}) for kappa in settings["cov_conditions"]]
+    out.append(dict(extension="erf_second_order", label=f"erf: L + J + {settings['lambda2']:g} J2 against L + J",
+                    kw={"activation": "erf"}, train_output=False,
+                    objectives={"base": ("H", {"sobolev": (1.0, 0.0)}),
+                                "sobolev": ("H", {"sobolev": (1.0, settings["lambda2"])})}))
     return out
 
 
@@ -163,7 +178,7 @@ def flow(config: dict, which: str, W0, Ws, a0, a_star, T: float, points: int) ->
     def converged(_, y):  # stop once L is down to the floor: below it the closed-form L is rounding
         return _value_loss(unpack(y), Ws, a_star, value_kw) - floor
     converged.terminal = True
-    sol = solve_ivp(rhs, (0.0, T), y0, rtol=1e-9, atol=1e-12, method="RK45", events=converged, dense_output=True)
+    sol = solve_ivp(rhs, (0.0, T), y0, rtol=RTOL, atol=ATOL, method="RK45", events=converged, dense_output=True)
     # the run sampled at `points` times up to where it stopped (a fast flow stops early: still `points` samples)
     ts = np.linspace(0.0, sol.t[-1], points)
     ys = sol.sol(ts)
@@ -219,6 +234,8 @@ def symbolic_member(config: dict):
     if config["train_output"] or config["kw"].get("cov_condition", 1.0) != 1.0:
         return None
     act = config["kw"].get("activation", "relu")
+    if act == "erf":  # its one-node spectra are closed at the teacher only (single_node_control)
+        return None
     if act == "relu":
         return "relu", {}
     from theory.activations import beta
@@ -261,6 +278,68 @@ def symbolic_single_node(config: dict, settings: dict) -> list | None:
     return rows
 
 
+# ----------------------------------------------------------------------------- one node at the teacher: ReLU against erf
+TEACHER_NORMS = (0.5, 1.0, 2.0)  # |w*| at which erf's one-node spectra are evaluated (ReLU's scale with |w*|)
+
+
+def _spectrum_row(base: list, sobolev: list) -> dict:
+    """The eigenvalues of both Jacobians at the teacher, the rate ratio (smallest over smallest) and the matched-step
+    gain ``kappa(base) / kappa(sobolev)`` (largest over smallest: a step matched to each objective's curvature)."""
+    base, sobolev = sorted(map(float, base)), sorted(map(float, sobolev))
+    return {"base": base, "sobolev": sobolev, "rate_ratio": sobolev[0] / base[0],
+            "matched_step_gain": (base[-1] / base[0]) / (sobolev[-1] / sobolev[0])}
+
+
+def relu_single_node() -> dict:
+    """ReLU, one node, ``a = a* = 1``: the limiting eigenvalues of both mean-field Jacobians as the student reaches
+    the teacher (:func:`theory.flow.teacher_limit`; they do not depend on ``|w*|``), and whether ``H``'s are twice
+    ``L``'s (SymPy).  ``J2`` does not exist (ReLU's second derivative is a delta)."""
+    import sympy as sp
+
+    from theory import flow
+
+    L, H = flow.teacher_limit("L")["eigenvalues"], flow.teacher_limit("H")["eigenvalues"]
+    return {"H_vs_L": _spectrum_row(L, H), "J2_vs_J": None,
+            "exactly_two": all(sp.simplify(h - 2 * l_) == 0 for h, l_ in zip(H, L))}
+
+
+def erf_single_node(lambda2: float) -> dict:
+    """erf, one node, ``a = a* = 1``, ``cov = I``: the Hessian's eigenvalues at ``w = w*`` (along ``w*`` and across,
+    :func:`theory.erf.single_node_spectrum`; for erf the Hessian is the mean field's Jacobian) at each ``|w*|`` of
+    :data:`TEACHER_NORMS`; ``exactly_two``: whether ``H``'s eigenvalues are twice ``L``'s for every ``|w*|``
+    (SymPy), and their ratios' limits as ``|w*| -> 0`` and ``-> oo``."""
+    import sympy as sp
+
+    from theory import erf
+
+    L, H = erf.single_node_spectrum("L"), erf.single_node_spectrum("H")
+    objective = {"L": L, "L + J": [e.subs({erf.lam1: 1, erf.lam2: 0}) for e in H],
+                 "L + J + l2 J2": [e.subs({erf.lam1: 1, erf.lam2: lambda2}) for e in H]}
+    ratios = [sp.simplify(h / l_) for h, l_ in zip(objective["L + J"], L)]
+    out = {"exactly_two": all(sp.simplify(r - 2) == 0 for r in ratios),
+           "ratio_limits": {"0": [float(sp.limit(r, erf.n, 0)) for r in ratios],
+                            "oo": [str(sp.limit(r, erf.n, sp.oo)) for r in ratios]},
+           "at_teacher_norm": []}
+    for norm in TEACHER_NORMS:
+        at = {k: [float(e.subs(erf.n, norm)) for e in v] for k, v in objective.items()}
+        out["at_teacher_norm"].append({"norm": norm, "H_vs_L": _spectrum_row(at["L"], at["L + J"]),
+                                       "J2_vs_J": _spectrum_row(at["L + J"], at["L + J + l2 J2"])})
+    return out
+
+
+def erf_numerical_spectrum(d: int = 3) -> list:
+    """The eigenvalues of ``numerics.hessian(w*, w*, "L", activation="erf")`` for one node ``w* = e_1`` in
+    ``d`` dimensions: the witness the closed forms at ``|w*| = 1`` are checked against."""
+    Ws = np.eye(d)[:1]
+    return np.linalg.eigvalsh(numerics.hessian(Ws, Ws, "L", "true", activation="erf")).tolist()
+
+
+def single_node_control(settings: dict) -> dict:
+    """The one-node spectra at the teacher, ReLU and erf side by side (closed forms), with erf's numerical check."""
+    return {"relu": relu_single_node(), "erf": erf_single_node(settings["lambda2"]),
+            "erf_numerical_L": erf_numerical_spectrum()}
+
+
 def compute(seed: int, settings: dict, progress=None) -> dict:
     """Every number of the report, per configuration (the JSON ``data``)."""
     rng = np.random.default_rng(seed)
@@ -276,4 +355,5 @@ def compute(seed: int, settings: dict, progress=None) -> dict:
                      "flows": flows(config, settings, sub)})
         if progress is not None:
             progress.update(1)
-    return {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}, "configurations": rows}
+    return {"settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()}, "configurations": rows,
+            "single_node_control": single_node_control(settings)}

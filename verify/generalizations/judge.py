@@ -15,35 +15,19 @@ Rules (pure functions of the numbers, each tested on constructed summaries):
 """
 from __future__ import annotations
 
+from . import control
+from .ratios import conditioning_ratios, rate_ratios
+
 EXTENSIONS = {
     "output_weights": "Trained output weights (ReLU, gradients in (W, a))",
     "leaky_relu": "Leaky ReLU",
     "relu_power": "ReLU powers (Cho & Saul degree 2, 3)",
     "anisotropic_cov": "Anisotropic input covariance",
     "second_order": "Second-order Sobolev loss: does J2 accelerate beyond J?",
+    "erf": "erf, the smooth control (H against L)",
+    "erf_second_order": "erf: does J2 accelerate beyond J?",
 }
 VERDICTS = ("holds", "holds with qualifications", "fails", "inconclusive")
-
-
-def conditioning_ratios(config: dict) -> list:
-    """``kappa_real(sobolev) / kappa_real(base)`` at every point where both are defined."""
-    out = []
-    for row in config["conditioning"]:
-        b, s = row["base"]["real_part"], row["sobolev"]["real_part"]
-        if b is not None and s is not None:
-            out.append(s / b)
-    return out
-
-
-def rate_ratios(config: dict, kind: str) -> list:
-    """``rate(sobolev) / rate(base)`` of every flow, ``kind`` ``"predicted"`` or ``"measured"``, where both are
-    positive."""
-    out = []
-    for row in config["flows"]:
-        b, s = row["base"][f"{kind}_rate"], row["sobolev"][f"{kind}_rate"]
-        if b is not None and s is not None and b > 0 and s > 0:
-            out.append(s / b)
-    return out
 
 
 def config_verdict(config: dict) -> str:
@@ -133,4 +117,8 @@ def judge(summary: dict) -> dict:
                          "convention": "mean fields (autograd training), real-part condition numbers of their "
                                        "Jacobians near the teacher, population flow rates",
                          "evidence": "generalizations.md"})
-    return {"verdicts": verdicts, "extensions": extensions, "symbolic": symbolic_sentence(summary["configurations"])}
+    out = {"verdicts": verdicts, "extensions": extensions, "symbolic": symbolic_sentence(summary["configurations"])}
+    if "single_node_control" in summary:  # the ReLU-against-erf questions (verify.generalizations.control)
+        out["control"] = control.judge(summary)
+        out["verdicts"] += out["control"]["verdicts"]
+    return out
