@@ -54,6 +54,7 @@ import numpy as np
 from .family import _covariance, _sobolev, _weights
 
 PARTS = ("L", "J", "J2", "H")
+ORDER_PARTS = ("L", "J", "J2")  # the kernel parts (H is their weighted sum)
 MAX_SQUARED_NORM = 1e30
 MAX_OUTPUT_WEIGHT = 1e50
 _U_SLOT = ("p", "c", "g", "D")  # the invariants that depend on the first row of a pair
@@ -74,6 +75,17 @@ def _numpy_partials(part: str) -> tuple:
             for key, expr in T.pair_partials(part).items()}
     own = {key: sp.lambdify((T.p, T.g), expr, modules="numpy") for key, expr in T.self_partials(part).items()}
     return pair, own
+
+
+def generated_partials(part: str) -> tuple:
+    """``({key: function(p, q, c, g, D)}, {key: function(p, g)})``: the NumPy functions, generated from
+    :func:`theory.erf.pair_partials` and :func:`theory.erf.self_partials`, of the partials of order <= 2 of the pair
+    term of ``part`` (``"L"``, ``"J"`` or ``"J2"``) and of its self term; keys as there (``()`` the term itself,
+    ``("p",)``, ``("p", "q")``, ...).  Built on first use (SymPy), then cached; for batched code such as
+    :mod:`numerics.erf_landscape`."""
+    if part not in ORDER_PARTS:
+        raise ValueError(f"part must be one of {ORDER_PARTS}; got {part!r}")
+    return _numpy_partials(part)
 
 
 @lru_cache(maxsize=None)
@@ -126,6 +138,12 @@ class _Setup:
     d: int
     cov: np.ndarray
     weights: dict
+
+
+def part_weights(part, sobolev=(1.0, 0.0)) -> dict:
+    """``{kernel part: weight}`` of ``part`` (``H`` is ``L + lambda_1 J + lambda_2 J2``; zero weights left out);
+    ``ValueError`` for an unknown part or a bad ``sobolev``."""
+    return _part_weights(part, sobolev)
 
 
 def _part_weights(part, sobolev) -> dict:

@@ -4,4 +4,4 @@ Each ``verify.<name>`` module writes ``<out>/<name>.md`` and ``<out>/<name>.json
 PNG figures) through :mod:`verify.report`; ``verify.all`` also writes the index
 ``<out>/README.md`` with the verdict table, one row per claim of the paper.
 """
-REPORTS = ("formulas", "witnesses", "conditioning", "gradient_flow", "training", "generalizations", "landscape")
+REPORTS = ("formulas", "witnesses", "conditioning", "gradient_flow", "training", "generalizations", "landscape", "landscape_erf")

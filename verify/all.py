@@ -175,7 +175,7 @@ def _main(args, ctx, stage: list) -> int:
 
 
 # reports that run sweeps of their own over the workers: run one at a time, before the others
-SWEEPS = ("landscape",)
+SWEEPS = ("landscape", "landscape_erf")
 # reports that need data the user has (MNIST): run, after the sweeps and before the others (training reads it),
 # only when the data is named; the index lists them when their JSON is there
 OPTIONAL = ("training_mnist",)

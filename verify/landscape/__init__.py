@@ -40,6 +40,9 @@ __all__ = ["NAME", "TITLE", "PROFILES", "build", "compute", "judge", "render", "
 
 
 def add_arguments(p) -> None:
+    p.add_argument("--activation", choices=("relu", "erf"), default="relu",
+                   help="relu (default): this report; erf: the same question for erf networks, written as "
+                        "landscape_erf.md (python -m verify.landscape_erf)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the sweep on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786); "
                         "needs pip install 'sobolev-verify[cluster]' here and on the workers (default: run here)")
