@@ -133,3 +133,12 @@ def test_the_quick_report_is_in_the_index(quick_reports):
     kinds = [k for g in payload["data"]["groups"] for k in g["kind"]]
     assert kinds and set(kinds) <= {"global", "spurious minimum", "saddle", "not converged"}
     assert "landscape_erf.md" in (quick_reports / "README.md").read_text()
+
+
+def test_docs_claims_states_the_coded_rules():
+    from pathlib import Path
+
+    text = Path(__file__).resolve().parents[1].joinpath("docs", "claims.md").read_text()
+    section = text[text.index("### The landscape under erf"):text.index("### Does Sobolev training remove")]
+    assert all(f"**{v}**" in section for v in judge.L_VERDICTS + judge.H_VERDICTS)
+    assert f"{100 * judge.MAX_NOT_CONVERGED:g} %" in section
