@@ -23,7 +23,8 @@ PROFILES = {
     "quick": dict(ks=[6], offsets=[0, 1], starts=6, max_steps=20000, lr_factor=0.5),
     # the landscape report's k and starts (its standard profile draws the same first 100 starts per (k, K))
     "standard": dict(ks=[6, 8, 10, 12], offsets=[0, 1, 2], starts=100, max_steps=40000, lr_factor=0.5),
-    "full": dict(ks=[6, 8, 10, 12, 14], offsets=[0, 1, 2], starts=1000, max_steps=40000, lr_factor=0.5),
+    # Safran & Shamir's whole range, as the landscape report's full profile
+    "full": dict(ks=list(range(6, 21)), offsets=[0, 1, 2], starts=1000, max_steps=40000, lr_factor=0.5),
 }
 
 __all__ = ["NAME", "TITLE", "PROFILES", "build", "compute", "judge", "render", "main", "add_arguments"]

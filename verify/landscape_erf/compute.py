@@ -62,7 +62,10 @@ def compute(seed: int, settings: dict, execute) -> dict:
     """Every number of the report; ``execute(fn, tasks)`` runs the sweep (:func:`verify.sweep.execute`)."""
     t = time.perf_counter()
     todo = tasks(seed, settings)
-    groups = execute(run_task, todo)
+    # largest k first, so that the processes finish close together; the groups are reported in the tasks' order
+    order = sorted(range(len(todo)), key=lambda i: -todo[i]["k"])
+    done = dict(zip(order, execute(run_task, [todo[i] for i in order])))
+    groups = [done[i] for i in range(len(todo))]
     cpu = {}
     for g in groups:
         cpu[g["flow"]] = cpu.get(g["flow"], 0.0) + g.pop("cpu_s")
