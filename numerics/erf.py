@@ -12,8 +12,9 @@ Each is ``1/2 sum_{p,r} s_p s_r A_p A_r f(z_p, z_r)`` over the rows ``Z = [W; W*
 ``-1`` for teachers; ``A = [a; a*]``, ones by default) of the pair term ``f(p, q, c, g, D)`` of
 :func:`theory.erf.pair_term`, with ``p = z_p^T cov z_p``, ``q = z_r^T cov z_r``, ``c = z_p^T cov z_r``,
 ``g = z_p . z_r`` and ``D = 1 + 2p + 2q + 4 max(pq - c^2, 0) >= 1``.  The pair term and all its partial
-derivatives of order <= 2 in ``(p, q, c, g, D)`` (:func:`theory.erf.pair_partials`) are turned into NumPy functions
-by ``sympy.lambdify`` on first use (a few seconds of SymPy, once per process); nothing is typed in here but the
+derivatives of order <= 2 in ``(p, q, c, g, D)`` (:func:`theory.erf.pair_partials`) are generated NumPy functions
+(:mod:`numerics._erf_code`, written by ``python -m theory.erf_codegen`` from ``sympy.lambdify``'s source: no SymPy
+at run time, numbers bit-identical to the lambdified functions'); nothing is typed in here but the
 chain rule through the invariants (``grad_u p = 2 cov u``, ``grad_u c = cov v``, ``grad_u g = v``, ``grad_u D =
 4 cov u + 8 cov (q u - c v)``, and their second derivatives).
 
@@ -51,6 +52,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from . import _erf_code
 from .family import _covariance, _sobolev, _weights
 
 PARTS = ("L", "J", "J2", "H")
@@ -66,15 +68,10 @@ _ORDER = ("p", "q", "c", "g", "D")  # the order of the keys of theory.erf.pair_p
 @lru_cache(maxsize=None)
 def _numpy_partials(part: str) -> tuple:
     """``({key: function(p, q, c, g, D)}, {key: function(p, g)})``: the partials of order <= 2 of the pair term of
-    ``part`` in its independent variables, and of the self term (theory.erf.pair_partials, self_partials)."""
-    import sympy as sp
-
-    from theory import erf as T
-
-    pair = {key: sp.lambdify((T.p, T.q, T.c, T.g, T.D), expr, modules="numpy")
-            for key, expr in T.pair_partials(part).items()}
-    own = {key: sp.lambdify((T.p, T.g), expr, modules="numpy") for key, expr in T.self_partials(part).items()}
-    return pair, own
+    ``part`` in its independent variables, and of the self term (theory.erf.pair_partials, self_partials): the
+    generated tables ``_erf_code.PAIR[part]``, ``_erf_code.SELF[part]`` (``python -m theory.erf_codegen``; each
+    function bit-identical to ``sympy.lambdify(..., modules="numpy")`` of its expression)."""
+    return _erf_code.PAIR[part], _erf_code.SELF[part]
 
 
 def generated_partials(part: str) -> tuple:
@@ -90,12 +87,16 @@ def generated_partials(part: str) -> tuple:
 
 @lru_cache(maxsize=None)
 def _torch_pair_term(part: str):
-    """The pair term of ``part`` as a function of torch tensors ``(p, q, c, g, D)``."""
-    import sympy as sp
+    """The pair term of ``part`` as a function of torch tensors ``(p, q, c, g, D)``: the generated
+    ``_erf_code.TORCH_PAIR[part]`` (``sympy.lambdify(..., modules="torch")``'s source) with ``xp = torch``."""
+    import torch
 
-    from theory import erf as T
+    term = _erf_code.TORCH_PAIR[part]
 
-    return sp.lambdify((T.p, T.q, T.c, T.g, T.D), T.pair_term(part), modules="torch")
+    def pair_term(p, q, c, g, D):
+        return term(torch, p, q, c, g, D)
+
+    return pair_term
 
 
 def _key(*names) -> tuple:
@@ -281,8 +282,9 @@ def gradient(W, W_star, part, *, a=None, a_star=None, cov=None, sobolev=(1.0, 0.
     return grad_W, pair[()][:K] @ st.sA + st.sA[:K] * own[()][:K]
 
 
-def hessian(W, W_star, part, *, a=None, a_star=None, cov=None, sobolev=(1.0, 0.0)) -> np.ndarray:
-    """The Hessian of the population loss ``part`` in ``W`` (flattened, index ``i*d + k``): ``(K d, K d)``.  For
+def hessian(W, W_star, part, *, a=None, a_star=None, cov=None, sobolev=(1.0, 0.0), train_output=False) -> np.ndarray:
+    """The Hessian of the population loss ``part`` in ``W`` (flattened, index ``i*d + k``): ``(K d, K d)``; with
+    ``train_output=True`` over ``concatenate([W.ravel(), a])`` (:func:`output_blocks`), ``(K d + K, K d + K)``.  For
     erf it is also the Jacobian of the mean field and the expected per-sample autograd Hessian (theory.erf).
 
     Block ``(i, j != i)`` is ``A_i A_j d_u d_v f(w_i, w_j)``; block ``(i, i)`` is ``sum_{r != i} a_i s_r A_r d_u d_u
@@ -331,7 +333,28 @@ def hessian(W, W_star, part, *, a=None, a_star=None, cov=None, sobolev=(1.0, 0.0
                  + np.einsum("i,ab->iab", own[("p",)], S) + np.einsum("i,ab->iab", own[("g",)], I))
     for i in range(K):
         cross[i, :, i, :] += same[i] + A2[i] * own_block[i]
-    return cross.reshape(K * d, K * d)
+    H_W = cross.reshape(K * d, K * d)
+    if not train_output:
+        return H_W
+    WA, AA = output_blocks(st, pr)
+    return np.block([[H_W, WA.reshape(K * d, K)], [WA.reshape(K * d, K).T, AA]])
+
+
+def output_blocks(st: _Setup, pr: _Pairs) -> tuple:
+    """``(WA, AA)``: the Hessian's blocks in ``(W, a)`` (``WA[i, :, j] = d^2 F / dw_i da_j``, ``(K, d, K)``) and in ``a``
+    (``(K, K)``), from ``dF/da_j = sum_{r != j} s_r A_r f(w_j, z_r) + a_j phi(w_j)``: ``d^2F/da_i da_j = f(w_i, w_j)``
+    (``phi(w_i)`` on the diagonal); ``d/dw_i`` of it is ``a_i grad_u f(w_i, w_j)`` for ``j != i`` (``f`` is symmetric)
+    and ``sum_{r != i} s_r A_r grad_u f(w_i, z_r) + a_i grad phi(w_i)`` for ``j = i``."""
+    K = st.K
+    pair, own = _combined(st, pr, [()] + [(X,) for X in _U_SLOT], [(), ("p",), ("g",)])
+    U, _ = _slot_gradients(st, pr, np.arange(K), np.arange(len(st.Z)))
+    grad_u = sum(pair[(X,)][:K, :, None] * U[X] for X in _U_SLOT)  # (K, P, d); zero at r = i
+    a = st.sA[:K]
+    WA = np.einsum("i,ijd->idj", a, grad_u[:, :K])
+    grad_phi = 2.0 * (own[("p",)][:K, None] * st.SZ[:K] + own[("g",)][:K, None] * st.Z[:K])
+    WA[np.arange(K), :, np.arange(K)] = np.einsum("r,ird->id", st.sA, grad_u) + a[:, None] * grad_phi
+    AA = pair[()][:K, :K] + np.diag(own[()][:K])
+    return WA, AA
 
 
 def loss_torch(W, W_star, part, *, a=None, a_star=None, cov=None, sobolev=(1.0, 0.0)):

@@ -650,9 +650,8 @@ def hessian(W, W_star, part: str, field: str, *, a=None, a_star=None, activation
     """
     check_field(field, HESSIAN_FIELDS, "Hessian")
     if _is_erf(activation):  # smooth: the three fields are one matrix (theory.erf.hessians_coincide)
-        if train_output:
-            raise ValueError("activation='erf': the Hessian is in W only; train_output=True is not supported")
-        return _erf_call("hessian", W, W_star, part, dict(a=a, a_star=a_star, cov=cov, sobolev=sobolev))
+        return _erf_call("hessian", W, W_star, part, dict(a=a, a_star=a_star, cov=cov, sobolev=sobolev,
+                                                          train_output=train_output))
     fam = _family_member(W, W_star, part, a, a_star, activation, cov, sobolev, train_output)
     if fam is not None:
         return _family_hessian(W, W_star, part, field, fam)

@@ -50,8 +50,24 @@ def test_the_three_hessian_fields_are_one_matrix_and_torch_agrees():
 def test_tensors_get_a_clear_error_for_gradient_and_hessian():
     with pytest.raises(ValueError, match="autograd"):
         numerics.gradient(torch.tensor(W), torch.tensor(W_STAR), "L", "true", activation="erf")
-    with pytest.raises(ValueError, match="train_output"):
-        numerics.hessian(W, W_STAR, "L", "true", activation="erf", train_output=True)
+
+
+@pytest.mark.parametrize("part", ["L", "J", "J2", "H"])
+def test_the_hessian_in_w_and_a_matches_torch_and_extends_the_hessian_in_w(part):
+    """train_output=True: the Hessian over concatenate([W.ravel(), a]) against torch.func.hessian of the loss in the
+    same variables (independent: autograd through the pair terms), with a covariance and both Sobolev weights."""
+    cov = np.diag([1.0, 2.0, 0.5, 1.5])
+    kw = dict(a_star=A_STAR, cov=cov, sobolev=(0.7, 0.3))
+    H = numerics.hessian(W, W_STAR, part, "true", activation="erf", a=A, train_output=True, **kw)
+    K, d = W.shape
+    np.testing.assert_array_equal(H[:K * d, :K * d], numerics.hessian(W, W_STAR, part, "true", activation="erf", a=A, **kw))
+
+    def loss(x):
+        return erf.loss_torch(x[:K * d].reshape(K, d), torch.tensor(W_STAR), part, a=x[K * d:],
+                              a_star=torch.tensor(A_STAR), cov=torch.tensor(cov), sobolev=(0.7, 0.3))
+    Ht = torch.func.hessian(loss)(torch.tensor(np.concatenate([W.ravel(), A]))).numpy()
+    assert H.shape == (K * d + K, K * d + K)
+    assert np.max(np.abs(H - Ht)) <= 1e-12 * np.max(np.abs(Ht))
 
 
 def test_relu_default_is_untouched_by_the_dispatch():
