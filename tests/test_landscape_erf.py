@@ -129,7 +129,10 @@ def test_the_quick_report_is_in_the_index(quick_reports):
     import json
 
     payload = json.loads((quick_reports / "landscape_erf.json").read_text())
-    assert {v["claim"] for v in payload["verdicts"]} == {"beyond:landscape-erf-L", "beyond:landscape-erf-H"}
+    # verify.all writes the ReLU landscape report first, into the same folder: the control row is there
+    assert {v["claim"] for v in payload["verdicts"]} == {"beyond:landscape-erf-L", "beyond:landscape-erf-H",
+                                                         "control:landscape"}
+    assert payload["data"]["relu_landscape"]["file"] == "landscape.json"
     kinds = [k for g in payload["data"]["groups"] for k in g["kind"]]
     assert kinds and set(kinds) <= {"global", "spurious minimum", "saddle", "not converged"}
     assert "landscape_erf.md" in (quick_reports / "README.md").read_text()
@@ -142,3 +145,31 @@ def test_docs_claims_states_the_coded_rules():
     section = text[text.index("### The landscape under erf"):text.index("### Does Sobolev training remove")]
     assert all(f"**{v}**" in section for v in judge.L_VERDICTS + judge.H_VERDICTS)
     assert f"{100 * judge.MAX_NOT_CONVERGED:g} %" in section
+
+
+def test_the_control_row_compares_with_the_relu_report():
+    s = _summary(["global"] * 4, ["global"] * 4)
+    assert judge.control_row(s) is None and judge.judge(s)["control"] is None
+    s["relu_landscape"] = {"file": "landscape.json", "profile": "standard",
+                           "groups": [{"k": 6, "K": 6, "flow": "L", "kind": ["spurious minimum", "global"]}]}
+    row = judge.control_row(s)
+    assert row["verdict"] == "ReLU artefact" and row["relu"].startswith("yes: 1/2") and row["erf"].startswith("no: 0/4")
+    s["relu_landscape"]["groups"][0]["kind"] = ["global", "global"]
+    assert judge.control_row(s)["verdict"] == "neither"
+    s["groups"][0]["kind"][0] = "spurious minimum"
+    assert judge.control_row(s)["verdict"] == "smooth activations only"
+
+
+def test_the_relu_report_is_read_from_the_output_folder(tmp_path):
+    import json
+
+    from verify.landscape_erf import compute
+
+    assert compute.relu_landscape(tmp_path) is None
+    payload = {"provenance": {"profile": "quick"},
+               "data": {"groups": [{"k": 6, "K": 6, "flow": "L", "kind": ["global"], "steps": [3]},
+                                   {"k": 6, "K": 6, "flow": "H-true", "kind": ["global"], "steps": [3]}]}}
+    (tmp_path / "landscape.json").write_text(json.dumps(payload))
+    got = compute.relu_landscape(tmp_path)
+    assert got["profile"] == "quick" and got["groups"] == [{"k": 6, "K": 6, "flow": "L", "kind": ["global"]}]
+    assert len(got["sha256"]) == 64

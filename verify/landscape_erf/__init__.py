@@ -43,6 +43,7 @@ def build(ctx: Context) -> Report:
     tasks = compute.tasks(ctx.seed, settings)
     with progress(ctx, len(tasks), "landscape_erf", "task") as bar:
         summary = compute.compute(ctx.seed, settings, partial(execute, workers=ctx.workers, bar=bar))
+    summary["relu_landscape"] = compute.relu_landscape(ctx.out)  # the ReLU report beside this one, if any
     return render.render(NAME, TITLE, summary, judge.judge(summary))
 
 

@@ -12,7 +12,10 @@ report's rule and tolerances (:func:`numerics.erf_landscape.classify`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -56,6 +59,22 @@ def distinct_count(points: list) -> int:
     """How many distinct points among ``points`` (each ``(K, d)``), modulo a permutation of the rows, at relative
     distance :data:`DEDUP` (the landscape report's)."""
     return len(distinct([np.asarray(p) for p in points], DEDUP)) if points else 0
+
+
+RELU_REPORT = "landscape.json"  # the ReLU landscape report beside this one, whose L runs the control row reads
+
+
+def relu_landscape(out) -> dict | None:
+    """The ReLU landscape report's runs of ``L`` (``{"file", "sha256", "profile", "groups": [{"k", "K", "flow",
+    "kind"}]}``) when ``<out>/landscape.json`` exists (``verify.all`` writes it first), else ``None``."""
+    path = Path(out) / RELU_REPORT
+    if not path.exists():
+        return None
+    raw = path.read_bytes()
+    payload = json.loads(raw)
+    groups = [{key: g[key] for key in ("k", "K", "flow", "kind")} for g in payload["data"]["groups"] if g["flow"] == "L"]
+    return {"file": RELU_REPORT, "sha256": hashlib.sha256(raw).hexdigest(),
+            "profile": payload["provenance"].get("profile"), "groups": groups}
 
 
 def compute(seed: int, settings: dict, execute) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from numerics.landscape import wilson_interval
 
+from ..generalizations.control import finding
 from ..landscape.judge import ALPHA
 
 MAX_NOT_CONVERGED = 0.01  # "none found" needs at least 99 % of the runs of L converged (to any kind of end point)
@@ -81,6 +82,29 @@ def sentences(summary: dict, cl: dict, ch: dict, pairs: dict) -> list:
     return out
 
 
+CONTROL_QUESTION = "Does gradient descent on L end at spurious minima (Safran & Shamir's setting)?"
+
+
+def control_row(summary: dict) -> dict | None:
+    """The ReLU-against-erf row for the index (``verify.generalizations.control``'s table): whether ``L`` ended at a
+    spurious minimum, for ReLU (the landscape report beside this one) and for erf (this report); ``None`` without the
+    ReLU report.  Where ReLU has them and erf does not, the landscape question (does ``H`` remove them?) is about ReLU."""
+    relu = summary.get("relu_landscape")
+    if not relu:
+        return None
+    answers = {}
+    for name, source in (("relu", relu), ("erf", summary)):
+        c = counts(source, "L")
+        n = c.get("spurious minimum", 0)
+        answers[name] = ("yes" if n else "no", f"{n}/{c['starts']} runs of L"
+                         + (f" ({relu['file']}, {relu['profile']} profile)" if name == "relu" else ""))
+    return {"claim": "control:landscape", "title": CONTROL_QUESTION,
+            "relu": f"{answers['relu'][0]}: {answers['relu'][1]}", "erf": f"{answers['erf'][0]}: {answers['erf'][1]}",
+            "verdict": finding(answers["relu"][0], answers["erf"][0]),
+            "convention": "population gradient descent on L from random starts, teacher I_k, K = k, k+1, k+2",
+            "evidence": "landscape_erf.md"}
+
+
 def judge(summary: dict) -> dict:
     """``{"verdicts": [index rows], "L", "H", "pairs", "sentences"}``."""
     cl, ch, pairs = counts(summary, "L"), counts(summary, "H"), paired(summary)
@@ -89,4 +113,8 @@ def judge(summary: dict) -> dict:
              "verdict": l_verdict(cl), "convention": convention, "evidence": "landscape_erf.md"},
             {"claim": "beyond:landscape-erf-H", "title": "erf networks: does H remove the spurious minima of L?",
              "verdict": h_verdict(pairs, ch), "convention": convention, "evidence": "landscape_erf.md"}]
-    return {"verdicts": rows, "L": cl, "H": ch, "pairs": pairs, "sentences": sentences(summary, cl, ch, pairs)}
+    control = control_row(summary)
+    if control is not None:
+        rows.append(control)
+    return {"verdicts": rows, "L": cl, "H": ch, "pairs": pairs, "sentences": sentences(summary, cl, ch, pairs),
+            "control": control}

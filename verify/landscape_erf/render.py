@@ -55,6 +55,10 @@ def render(name: str, title: str, summary: dict, j: dict) -> Report:
     rep.add("## Verdicts\n\n| question | verdict |\n|---|---|\n"
             + "".join(f"| {v['title']} | **{v['verdict']}** |\n" for v in j["verdicts"]) + "\n"
             + "\n".join(f"- {s}" for s in j["sentences"]))
+    if j["control"] is not None:
+        c = j["control"]
+        rep.add(f"## Against ReLU\n\n{c['title']} ReLU: **{c['relu']}**; erf: **{c['erf']}**. What it is "
+                f"(the rule of docs/claims.md, \"The smooth control\"): **{c['verdict']}**.")
     rep.add("## End points per (k, K) and flow\n\n" + kinds_table(summary))
     rep.figures[f"{name}_kinds.png"] = kinds_figure(summary)
     rep.add(f"![global fraction]({name}_kinds.png)")
