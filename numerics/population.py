@@ -183,17 +183,10 @@ def _is_erf(activation) -> bool:
 
 
 def _erf_call(name: str, W, W_star, part: str, keywords: dict):
-    """``numerics.erf.<name>`` (the smooth control, :mod:`numerics.erf`): NumPy arrays of one instance; a loss of
-    torch tensors is :func:`numerics.erf.loss_torch` (differentiable), gradients and Hessians of tensors come from
-    autograd of it."""
-    from . import erf  # lazy: it builds its functions with SymPy on first use
+    """``name`` of the erf network (the smooth control) for any input kind: :func:`numerics.erf_calls.call`."""
+    from . import erf_calls  # lazy: the erf tables load on the first erf call, not with `import numerics`
 
-    if wants_backend(W, W_star):
-        if name != "loss":
-            raise ValueError(f"activation='erf' computes the {name} for NumPy arrays; for torch tensors use "
-                             "torch.autograd (or torch.func.hessian) of numerics.loss(..., activation='erf')")
-        return erf.loss_torch(W, W_star, part, **keywords)
-    return getattr(erf, name)(W, W_star, part, **keywords)
+    return erf_calls.call(name, W, W_star, part, keywords)
 
 
 def _family_of_call(W, W_star, a=None, a_star=None, activation="relu", cov=None, sobolev=_DEFAULT_SOBOLEV,

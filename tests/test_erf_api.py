@@ -47,9 +47,41 @@ def test_the_three_hessian_fields_are_one_matrix_and_torch_agrees():
     assert np.max(np.abs(H - fields[0])) <= 1e-9 * np.max(np.abs(H))
 
 
-def test_tensors_get_a_clear_error_for_gradient_and_hessian():
-    with pytest.raises(ValueError, match="autograd"):
-        numerics.gradient(torch.tensor(W), torch.tensor(W_STAR), "L", "true", activation="erf")
+def test_tensors_get_tensors_from_autograd_equal_to_the_closed_forms():
+    """Tensors in, tensors out (W's dtype and device): the gradient by torch.autograd and the Hessian by
+    torch.func.hessian of the differentiable loss, against the NumPy closed forms (independent code)."""
+    kw = dict(a=A, a_star=A_STAR, sobolev=(1.0, 0.5))
+    Wt, Wst = torch.tensor(W), torch.tensor(W_STAR)
+    g = numerics.gradient(Wt, Wst, "H", "mean", activation="erf", **kw)
+    closed = numerics.gradient(W, W_STAR, "H", "mean", activation="erf", **kw)
+    assert isinstance(g, torch.Tensor) and g.dtype == torch.float64
+    assert np.max(np.abs(g.numpy() - closed)) <= 1e-12 * np.max(np.abs(closed))
+    gW, ga = numerics.gradient(Wt, Wst, "H", "true", activation="erf", train_output=True, **kw)
+    cW, ca = numerics.gradient(W, W_STAR, "H", "true", activation="erf", train_output=True, **kw)
+    assert np.max(np.abs(gW.numpy() - cW)) <= 1e-12 * np.max(np.abs(cW))
+    assert np.max(np.abs(ga.numpy() - ca)) <= 1e-12 * np.max(np.abs(ca))
+    H = numerics.hessian(Wt, Wst, "H", "autograd", activation="erf", train_output=True, **kw)
+    closed = numerics.hessian(W, W_STAR, "H", "true", activation="erf", train_output=True, **kw)
+    assert np.max(np.abs(H.numpy() - closed)) <= 1e-12 * np.max(np.abs(closed))
+    g32 = numerics.gradient(Wt.float(), Wst.float(), "L", "true", activation="erf")
+    assert g32.dtype == torch.float32
+
+
+def test_batches_equal_the_single_calls_bit_for_bit_and_broadcast():
+    rng = np.random.default_rng(5)
+    Wb, a = rng.standard_normal((2, 3, 3, 4)), rng.standard_normal((3, 3))  # a broadcasts over the first axis
+    for name, args in (("loss", ()), ("gradient", ("true",)), ("hessian", ("mean",))):
+        out = getattr(numerics, name)(Wb, W_STAR, "H", *args, activation="erf", a=a)
+        assert np.shape(out)[:2] == (2, 3)
+        for i, j in np.ndindex(2, 3):
+            one = getattr(numerics, name)(Wb[i, j], W_STAR, "H", *args, activation="erf", a=a[j])
+            np.testing.assert_array_equal(out[i, j], one)
+    gW, ga = numerics.gradient(Wb, W_STAR, "L", "true", activation="erf", a=a, train_output=True)
+    assert gW.shape == (2, 3, 3, 4) and ga.shape == (2, 3, 3)
+    tb = numerics.gradient(torch.tensor(Wb[0]), torch.tensor(W_STAR), "L", "true", activation="erf")
+    assert isinstance(tb, torch.Tensor) and tb.shape == (3, 3, 4)
+    with pytest.raises(ValueError, match="broadcast"):
+        numerics.loss(Wb, W_STAR, "L", activation="erf", a=rng.standard_normal((4, 3)))
 
 
 @pytest.mark.parametrize("part", ["L", "J", "J2", "H"])
