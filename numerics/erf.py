@@ -41,7 +41,7 @@ every squared norm ``w^T cov w`` and ``|w|^2`` at most :data:`MAX_SQUARED_NORM` 
 size; outside it a ``ValueError``.  The loss is a signed sum of pair terms, so its absolute error is ``~ eps``
 times the sum of their sizes (it can be ``-1e-16``-ish instead of ``0`` at ``W = W*``).
 
-:func:`loss_torch` evaluates the same lambdified pair term with torch operations, so that ``torch.autograd``
+:func:`loss_torch` evaluates the same generated pair term with torch operations, so that ``torch.autograd``
 and ``torch.func.hessian`` of it give independent evaluations of :func:`gradient` and :func:`hessian`.
 Single instances only (``W`` of shape ``(K, d)``); no batch axis.
 """
@@ -78,7 +78,7 @@ def generated_partials(part: str) -> tuple:
     """``({key: function(p, q, c, g, D)}, {key: function(p, g)})``: the NumPy functions, generated from
     :func:`theory.erf.pair_partials` and :func:`theory.erf.self_partials`, of the partials of order <= 2 of the pair
     term of ``part`` (``"L"``, ``"J"`` or ``"J2"``) and of its self term; keys as there (``()`` the term itself,
-    ``("p",)``, ``("p", "q")``, ...).  Built on first use (SymPy), then cached; for batched code such as
+    ``("p",)``, ``("p", "q")``, ...), from the generated module :mod:`numerics._erf_code` (no SymPy); for batched code such as
     :mod:`numerics.erf_landscape`."""
     if part not in ORDER_PARTS:
         raise ValueError(f"part must be one of {ORDER_PARTS}; got {part!r}")
@@ -282,7 +282,8 @@ def gradient(W, W_star, part, *, a=None, a_star=None, cov=None, sobolev=(1.0, 0.
     return grad_W, pair[()][:K] @ st.sA + st.sA[:K] * own[()][:K]
 
 
-def hessian(W, W_star, part, *, a=None, a_star=None, cov=None, sobolev=(1.0, 0.0), train_output=False) -> np.ndarray:
+def hessian(W, W_star, part, *, a=None, a_star=None, cov=None, sobolev=(1.0, 0.0),
+            train_output=False) -> np.ndarray:
     """The Hessian of the population loss ``part`` in ``W`` (flattened, index ``i*d + k``): ``(K d, K d)``; with
     ``train_output=True`` over ``concatenate([W.ravel(), a])`` (:func:`output_blocks`), ``(K d + K, K d + K)``.  For
     erf it is also the Jacobian of the mean field and the expected per-sample autograd Hessian (theory.erf).
@@ -359,7 +360,7 @@ def output_blocks(st: _Setup, pr: _Pairs) -> tuple:
 
 def loss_torch(W, W_star, part, *, a=None, a_star=None, cov=None, sobolev=(1.0, 0.0)):
     """:func:`loss` on torch tensors (a 0-d tensor of ``W``'s dtype and device), differentiable: ``torch.autograd``
-    of it is the true gradient and ``torch.func.hessian`` the Hessian.  The same lambdified pair term as the
+    of it is the true gradient and ``torch.func.hessian`` the Hessian.  The same generated pair term as the
     NumPy path, written with torch operations; inputs are checked as in :func:`loss`."""
     import torch
 
