@@ -7,24 +7,31 @@
   differentiable loss :func:`numerics.erf.loss_torch`: the gradient is its ``torch.autograd`` gradient and the
   Hessian its ``torch.func.hessian`` (for erf the true gradient and the mean field are one object, and the three
   Hessians one matrix: :mod:`theory.erf`); the tests check both against the NumPy closed forms.
-Other array namespaces get a ``ValueError`` (erf runs on NumPy and PyTorch).
+* arrays of any other array-API namespace (CuPy, JAX, array-api-strict, ...): the NumPy closed forms on host copies,
+  returned as arrays of the caller's namespace and device.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import erf
-from .validation import is_batched, wants_backend
+from .validation import is_backend_array, is_batched, wants_backend
 
 
 def call(name: str, W, W_star, part: str, keywords: dict):
     """``name`` in ``("loss", "gradient", "hessian")`` of the erf network, for the input kinds of the module
     docstring; ``keywords``: ``a``, ``a_star``, ``cov``, ``sobolev`` and, for gradients and Hessians, ``train_output``."""
+    if wants_backend(W, W_star) and not _is_torch(W) and not _is_torch(W_star):
+        return _other_namespace(name, W, W_star, part, keywords)
     if is_batched(W, W_star) or _batched_weights(keywords):
         return _batched(name, W, W_star, part, keywords)
     if wants_backend(W, W_star):
         return _torch(name, W, W_star, part, keywords)
     return getattr(erf, name)(W, W_star, part, **keywords)
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")
 
 
 def _batched_weights(keywords: dict) -> bool:
@@ -86,8 +93,8 @@ def _stack(results: list, shape: tuple):
 def _torch(name: str, W, W_star, part: str, keywords: dict):
     import torch
 
-    if not isinstance(W, torch.Tensor):
-        raise ValueError(f"activation='erf' runs on NumPy arrays and PyTorch tensors; got W of type {type(W).__name__}")
+    if not isinstance(W, torch.Tensor):  # NumPy W with a tensor W_star: the result follows the tensor
+        W = torch.as_tensor(np.asarray(W, dtype=np.float64), dtype=W_star.dtype, device=W_star.device)
     train = bool(keywords.pop("train_output", False))
     if name == "loss":
         return erf.loss_torch(W, W_star, part, **keywords)
@@ -105,3 +112,22 @@ def _torch(name: str, W, W_star, part: str, keywords: dict):
         (g,) = torch.autograd.grad(value(x), x)
         return (g[:K * d].reshape(K, d), g[K * d:]) if train else g.reshape(K, d)
     return torch.func.hessian(value)(x)
+
+
+# ----------------------------------------------------------------------------- other array namespaces
+def _host(x):
+    """A NumPy copy of a backend array (DLPack), anything else as given."""
+    return np.from_dlpack(x) if is_backend_array(x) else x
+
+
+def _other_namespace(name: str, W, W_star, part: str, keywords: dict):
+    """The NumPy closed forms on host copies, returned in the namespace and on the device of the caller's array."""
+    from array_api_compat import array_namespace, device
+
+    mine = W if is_backend_array(W) else W_star
+    xp, where = array_namespace(mine), device(mine)
+    out = call(name, _host(W), _host(W_star), part, {k: _host(v) for k, v in keywords.items()})  # batches too
+
+    def back(r):
+        return xp.asarray(np.asarray(r, dtype=np.float64), device=where)
+    return tuple(map(back, out)) if isinstance(out, tuple) else back(out)

@@ -122,3 +122,18 @@ def test_public_monte_carlo_is_the_erf_witness_and_agrees_with_the_closed_forms(
     assert np.all(np.abs(mc.grad_W["H"] - grad) <= z * mc.grad_W_se["H"])
     with pytest.raises(ValueError, match="single integer"):
         numerics.monte_carlo(W, W_STAR, [100, 200], seed=5, activation="erf")
+
+
+def test_other_array_namespaces_get_their_own_arrays_with_the_numpy_numbers():
+    xps = pytest.importorskip("array_api_strict")
+    rng = np.random.default_rng(6)
+    Wb = rng.standard_normal((2, 3, 4))
+    for name, args in (("loss", ()), ("gradient", ("true",)), ("hessian", ("mean",))):
+        for Wx in (W, Wb):
+            got = getattr(numerics, name)(xps.asarray(Wx), xps.asarray(W_STAR), "H", *args, activation="erf", a_star=A_STAR)
+            assert type(got).__module__.startswith("array_api_strict")
+            np.testing.assert_array_equal(np.from_dlpack(got), getattr(numerics, name)(Wx, W_STAR, "H", *args,
+                                                                                      activation="erf", a_star=A_STAR))
+    gW, ga = numerics.gradient(xps.asarray(W), W_STAR, "L", "true", activation="erf", a=A, train_output=True)
+    np.testing.assert_array_equal(np.from_dlpack(ga), numerics.gradient(W, W_STAR, "L", "true", activation="erf", a=A,
+                                                                        train_output=True)[1])
