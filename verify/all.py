@@ -21,7 +21,6 @@ CLAIMS = {
     6: "Low error in high dimension at modest cost",
     7: "The benefit extends to deep-learning tasks (denoising autoencoders)",
 }
-PENDING: dict = {}
 
 
 def index(out, results: dict) -> str:
@@ -44,7 +43,7 @@ def index(out, results: dict) -> str:
             for v in rows[claim]:
                 lines.append(f"| {claim} | {text} | **{v['verdict']}** | {v['convention']} | [{v['evidence']}]({v['evidence']}) |")
         else:
-            lines.append(f"| {claim} | {text} | not yet examined | — | {PENDING.get(claim, '')} |")
+            lines.append(f"| {claim} | {text} | not yet examined | — | — |")
     beyond = [v for name in results for v in results[name]["verdicts"] if str(v["claim"]).startswith("beyond:")]
     beyond += [dict(v, title=f"{v['title']} — **full** profile", evidence=f"{FULL}/{v['evidence']}")
                for payload in full for v in payload["verdicts"] if str(v["claim"]).startswith("beyond:")]

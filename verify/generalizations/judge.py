@@ -27,7 +27,6 @@ EXTENSIONS = {
     "erf": "erf, the smooth control (H against L)",
     "erf_second_order": "erf: does J2 accelerate beyond J?",
 }
-VERDICTS = ("holds", "holds with qualifications", "fails", "inconclusive")
 
 
 def config_verdict(config: dict) -> str:
