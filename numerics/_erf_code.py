@@ -17,7 +17,7 @@ from numpy import arctan, pi, sqrt
 
 SOURCE_SHA256 = {
     'theory/erf.py': 'd4c4d1c47747aa1e2f76748cb94e72b19c3d88c0da9f6ed3420a073ba5711a0d',
-    'theory/erf_codegen.py': '585f0854e735d032a519769cb0cd2b57d50c4d24449481880d37d14316157c84',
+    'theory/erf_codegen.py': '70d717b0403cb8cec6639fcc78d229d2e99a8b09df5f3fa95b866e8b6f2ec39a',
 }
 
 

@@ -326,7 +326,7 @@ def expression(name: str) -> sp.Expr:
 
 
 # ----------------------------------------------------------------------------- writing the module
-def _numpy_import(name: str, obj) -> str | None:
+def numpy_import(name: str, obj) -> str | None:
     """The import that binds ``name`` to ``obj`` as lambdify's namespace does (``None``: a builtin)."""
     canonical = getattr(obj, "__name__", None)
     for candidate in (canonical, name):
@@ -354,7 +354,7 @@ def function_source(name: str, args, expr) -> tuple:
     imports = set()
     for n in used:
         if n in fn.__globals__:
-            clause = _numpy_import(n, fn.__globals__[n])
+            clause = numpy_import(n, fn.__globals__[n])
             if clause is not None:
                 imports.add(clause)
         elif not hasattr(builtins, n):
@@ -465,9 +465,8 @@ def generate() -> str:
     return "".join(lines)
 
 
-def write(path: Path = TARGET) -> bool:
-    """Write the generated module to ``path``; ``True`` if its content changed."""
-    text = generate()
+def write_text(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically (a temporary file, then a rename); ``True`` if its content changed."""
     path = Path(path)
     old = path.read_text() if path.exists() else None
     if old != text:
@@ -477,18 +476,30 @@ def write(path: Path = TARGET) -> bool:
     return old != text
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=TARGET, help=f"where to write (default {TARGET})")
+def write(path: Path = TARGET) -> bool:
+    """Write the generated module to ``path``; ``True`` if its content changed."""
+    return write_text(path, generate())
+
+
+def command_line(argv, *, command: str, target: Path, generate_text, description: str) -> int:
+    """The generators' command line: ``[--out PATH] [--check]`` (``--check``: exit 1, writing nothing, when the file at
+    ``PATH`` differs from ``generate_text()``); shared by :mod:`theory.codegen` and :mod:`theory.erf_codegen`."""
+    ap = argparse.ArgumentParser(prog=command, description=description)
+    ap.add_argument("--out", type=Path, default=target, help=f"where to write (default {target})")
     ap.add_argument("--check", action="store_true", help="only compare: exit 1 if the file differs")
     args = ap.parse_args(argv)
     if args.check:
-        same = args.out.exists() and args.out.read_text() == generate()
-        print(f"{args.out}: {'up to date' if same else 'differs from the derivation; run ' + COMMAND}")
+        same = args.out.exists() and args.out.read_text() == generate_text()
+        print(f"{args.out}: {'up to date' if same else 'differs from the derivation; run ' + command}")
         return 0 if same else 1
-    changed = write(args.out)
+    changed = write_text(args.out, generate_text())
     print(f"{'wrote' if changed else 'unchanged'} {args.out}")
     return 0
+
+
+def main(argv=None) -> int:
+    return command_line(argv, command=COMMAND, target=TARGET, generate_text=generate,
+                        description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ the file at ``PATH`` differs from what would be generated).
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import builtins
 import hashlib
@@ -37,7 +36,7 @@ from pathlib import Path
 import sympy as sp
 
 from . import erf as T
-from .codegen import _numpy_import
+from .codegen import command_line, numpy_import, write_text
 
 COMMAND = "python -m theory.erf_codegen"
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +87,7 @@ def numpy_source(name: str, args, expr) -> tuple:
     imports = set()
     for n in free:
         if n in fn.__globals__:
-            clause = _numpy_import(n, fn.__globals__[n])
+            clause = numpy_import(n, fn.__globals__[n])
             if clause is not None:
                 imports.add(clause)
     return f"def {name}(" + src[len(_HEAD):].rstrip() + "\n", imports
@@ -132,22 +131,16 @@ def generate() -> str:
     functions, imports = [], set()
     pair_table, self_table, torch_table = [], [], []
     for part in PARTS:
-        entries = []
-        for key, expr in T.pair_partials(part).items():
-            name = f"pair_{part}{_key_name(key)}"
-            src, imp = numpy_source(name, PAIR_ARGS, expr)
-            functions.append(src)
-            imports |= imp
-            entries.append(f"        {key!r}: {name},\n")
-        pair_table.append(f"    {part!r}: {{\n" + "".join(entries) + "    },\n")
-        entries = []
-        for key, expr in T.self_partials(part).items():
-            name = f"self_{part}{_key_name(key)}"
-            src, imp = numpy_source(name, SELF_ARGS, expr)
-            functions.append(src)
-            imports |= imp
-            entries.append(f"        {key!r}: {name},\n")
-        self_table.append(f"    {part!r}: {{\n" + "".join(entries) + "    },\n")
+        for kind, partials, args, table in (("pair", T.pair_partials(part), PAIR_ARGS, pair_table),
+                                            ("self", T.self_partials(part), SELF_ARGS, self_table)):
+            entries = []
+            for key, expr in partials.items():
+                name = f"{kind}_{part}{_key_name(key)}"
+                src, imp = numpy_source(name, args, expr)
+                functions.append(src)
+                imports |= imp
+                entries.append(f"        {key!r}: {name},\n")
+            table.append(f"    {part!r}: {{\n" + "".join(entries) + "    },\n")
     for part in PARTS:
         name = f"torch_pair_{part}"
         functions.append(torch_source(name, PAIR_ARGS, T.pair_term(part)))
@@ -181,28 +174,12 @@ def generate() -> str:
 
 def write(path: Path = TARGET) -> bool:
     """Write the generated module to ``path``; ``True`` if its content changed."""
-    text = generate()
-    path = Path(path)
-    old = path.read_text() if path.exists() else None
-    if old != text:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-    return old != text
+    return write_text(path, generate())
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=TARGET, help=f"where to write (default {TARGET})")
-    ap.add_argument("--check", action="store_true", help="only compare: exit 1 if the file differs")
-    args = ap.parse_args(argv)
-    if args.check:
-        same = args.out.exists() and args.out.read_text() == generate()
-        print(f"{args.out}: {'up to date' if same else 'differs from the derivation; run ' + COMMAND}")
-        return 0 if same else 1
-    changed = write(args.out)
-    print(f"{'wrote' if changed else 'unchanged'} {args.out}")
-    return 0
+    return command_line(argv, command=COMMAND, target=TARGET, generate_text=generate,
+                        description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
