@@ -40,6 +40,15 @@ def test_the_generated_module_records_its_current_theory_sources():
             f"{path} changed since numerics/_pair_code.py was generated: run `{codegen.COMMAND}`")
 
 
+def test_the_guard_covers_every_theory_module_the_generator_imports():
+    """``sources`` follows imports: the generator, the package's __init__, the pair derivations and what they import;
+    not the modules the generator never loads (the erf control, the report prose)."""
+    found = set(codegen.sources())
+    assert {"theory/codegen.py", "theory/__init__.py", "theory/pairs.py", "theory/activations.py",
+            "theory/expansions.py", "theory/symbols.py"} <= found
+    assert not {"theory/erf.py", "theory/formulas.py", "theory/erf_codegen.py"} & found
+
+
 @pytest.mark.slow
 def test_regeneration_is_byte_identical(tmp_path):
     """The derivation stays the truth: the committed module is exactly what it generates (~15 s cold, ~100 s on a
