@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from numerics.differentiation import chebyshev_points
 from verify import training
@@ -279,38 +280,74 @@ def test_quick_report_json_and_markdown(quick):
     assert "K = 4" not in md and "wide student" not in md and "K=4" not in json.dumps(payload["verdicts"])
 
 
-def _median(s):
-    return math.inf if s["median"] is None else s["median"]
+# the rules of docs/claims.md (claims 5-7), written again here from the JSON numbers: Student-t intervals of per-seed
+# paired log ratios, Bonferroni within each rule at a family-wise 95%
+def _t_bounds(values, level):
+    """(low, high) of the Student-t interval of the mean; open ends for fewer than 2 values or an infinite one."""
+    if len(values) < 2 or not all(math.isfinite(v) for v in values):
+        return -math.inf, math.inf
+    n, mean = len(values), sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def _claim5_pairs(ack):
+    """{(variant, key): (upper bounds, lower bounds)} of the per-seed log step ratios of the informative pairs."""
+    budget, out = ack["config"]["steps"], {}
+    for v in ("H1-FDM", "H1-Chebyshev"):
+        for key in ("1e-01", "1e-02", "1e-03", "1e-04", "1e-05"):
+            up, lo = [], []
+            for sa, sb in zip(ack["variants"][v]["per_seed"], ack["variants"]["L2"]["per_seed"]):
+                a, b = sa["thresholds"][key]["steps"], sb["thresholds"][key]["steps"]
+                if a is None and b is None:
+                    continue
+                a, b = (None if x is None else max(x, 1) for x in (a, b))  # reached at step 0: one step
+                up.append(math.inf if a is None else math.log(a / (budget if b is None else b)))
+                lo.append(-math.inf if b is None else math.log((budget if a is None else a) / b))
+            if up:
+                out[(v, key)] = (up, lo)
+    return out
 
 
 def _rule5(ack) -> str:
     """docs/claims.md, claim 5, recomputed from the JSON numbers."""
-    V, good, informative = ack["variants"], 0, 0
-    for v in ("H1-FDM", "H1-Chebyshev"):
-        for key in ("1e-01", "1e-02", "1e-03", "1e-04", "1e-05"):
-            a, b = V[v]["thresholds"][key]["steps"]["median"], V["L2"]["thresholds"][key]["steps"]["median"]
-            if a is None and b is None:
-                continue
-            informative += 1
-            good += a is not None and (b is None or a <= 1.25 * b)
-    paper = all(V[v]["thresholds"][k]["steps"]["median"] is not None
-                for v in ("H1-FDM", "H1-Chebyshev") for k in ("1e-03", "1e-04", "1e-05"))
-    if informative == 0:
-        return "inconclusive"
-    if good == informative and paper:
+    pairs = _claim5_pairs(ack)
+    m = len(pairs)
+    level = 1 - 0.05 / max(m, 1)
+    good = slow = 0
+    for up, lo in pairs.values():
+        high = _t_bounds(up, level)[1]  # open when a seed's upper bound is infinite
+        low = _t_bounds(lo, level)[0]
+        good += high < math.log(1.25)
+        slow += low > math.log(1.25)
+    paper = all(ps["thresholds"][k]["steps"] is not None for v in ("H1-FDM", "H1-Chebyshev")
+                for ps in ack["variants"][v]["per_seed"] for k in ("1e-03", "1e-04", "1e-05"))
+    if m and good == m and paper:
         return "confirmed"
-    return "confirmed with qualifications" if 2 * good >= informative else "refuted"
+    if m and 2 * good >= m:
+        return "confirmed with qualifications"
+    return "refuted" if m and 2 * slow >= m else "inconclusive"
+
+
+def _log_ratio_bounds(num, den, level):
+    if any(v is None or v <= 0 for v in [*num, *den]):
+        return -math.inf, math.inf
+    return _t_bounds([math.log(a / b) for a, b in zip(num, den)], level)
 
 
 def _low_at_largest_d(hd) -> dict:
-    dmax = max(hd["config"]["dims"])
-    out = {}
-    for K in hd["config"]["widths"]:
-        rows = {r["variant"]: r["final_rel_error"] for r in hd["rows"] if r["K"] == K and r["d"] == dmax}
-        out[str(K)] = {v: rows[v]["max"] is not None and rows[v]["max"] < 1e-2 for v in rows}
-        h1 = [_median(rows[h]) for h in ("H1-exact", "H1-FDM")]
-        out[str(K)]["beats_L2"] = all(m < _median(rows["L2"]) for m in h1)
-        out[str(K)]["beats_matched_L2"] = all(m < _median(rows["L2 (matched targets)"]) for m in h1)
+    dmax, widths = max(hd["config"]["dims"]), hd["config"]["widths"]
+    level, out = 1 - 0.05 / (8 * len(widths)), {}
+    for K in widths:
+        per = {r["variant"]: r["per_seed_final_rel_error"] for r in hd["rows"] if r["K"] == K and r["d"] == dmax}
+        out[str(K)] = {v: all(e is not None and e > 0 for e in per[v])
+                       and _t_bounds([math.log(e) for e in per[v]], level)[1] < math.log(1e-2) for v in per}
+        vs_l2 = [_log_ratio_bounds(per[h], per["L2"], level) for h in ("H1-exact", "H1-FDM")]
+        vs_matched = [_log_ratio_bounds(per[h], per["L2 (matched targets)"], level) for h in ("H1-exact", "H1-FDM")]
+        out[str(K)]["beats_L2"] = all(high < 0 for _, high in vs_l2)
+        out[str(K)]["beats_matched_L2"] = (None in per["L2 (matched targets)"]) or all(high < 0 for _, high in vs_matched)
+        out[str(K)]["loses_to_L2"] = any(low > 0 for low, _ in vs_l2)
     return out
 
 
@@ -322,17 +359,13 @@ def _rule6(hd, profile) -> str:
         return "confirmed"
     if any(both) and beats:
         return "confirmed with qualifications"
-    return "inconclusive" if beats else "refuted"
+    return "refuted" if any(v["loses_to_L2"] for v in low) else "inconclusive"
 
 
 def _rule7(auto) -> str:
-    mse, sob = auto["losses"]["MSE"]["final_test_mse"], auto["losses"]["Sobolev"]["final_test_mse"]
-    if mse["median"] is None or sob["median"] is None:
-        return "inconclusive"
-    if sob["median"] < mse["median"]:
-        return "confirmed with qualifications"
-    disjoint = None not in (mse["max"], sob["max"]) and (sob["max"] < mse["min"] or mse["max"] < sob["min"])
-    return "refuted" if disjoint else "inconclusive"
+    L = auto["losses"]
+    low, high = _log_ratio_bounds(L["Sobolev"]["per_seed_final_test_mse"], L["MSE"]["per_seed_final_test_mse"], 0.95)
+    return "confirmed with qualifications" if high < 0 else "refuted" if low > 0 else "inconclusive"
 
 
 def test_quick_report_verdicts_are_the_rules_applied_to_its_numbers(quick):
@@ -344,14 +377,16 @@ def test_quick_report_verdicts_are_the_rules_applied_to_its_numbers(quick):
         assert v["convention"].startswith(
             f"quick smoke-test profile, too small to judge (rules would give: {rules[v['claim']]}); ")
     assert data["high_dimension"]["summary_at_largest_d"] == _low_at_largest_d(data["high_dimension"])
-    # the H1 wins over L2 in 1-D, recounted from the medians
+    # the H1 and H2 wins over L2 in 1-D, recounted from the per-seed paired intervals
     wins = data["architectures"]["wins_over_L2"]
     res = data["architectures"]["results"]
     cases = [(r["target"], r["architecture"]) for r in res.values() if r["variant"] == "L2"]
     assert wins["cases"] == len(cases)
+    level = 1 - 0.05 / (2 * len(cases))
     for v in ("H1-exact", "H2"):
-        assert wins[v] == sum(_median(res[f"{t} | {a} | {v}"]["final_test_mse"])
-                              < _median(res[f"{t} | {a} | L2"]["final_test_mse"]) for t, a in cases)
+        assert wins[v] == sum(_log_ratio_bounds(res[f"{t} | {a} | {v}"]["per_seed_final_test_mse"],
+                                                res[f"{t} | {a} | L2"]["per_seed_final_test_mse"], level)[1] < 0
+                              for t, a in cases)
     # the judge applied to the stored numbers gives back the stored verdict rows and the stored findings
     j = training.judge.judge(data, "quick", payload["provenance"]["device"])
     assert [{**v, "evidence": "training.md"} for v in j["verdicts"]] == payload["verdicts"]

@@ -308,17 +308,22 @@ def pyplot():
 
 
 @contextmanager
-def one_thread():
-    """Run torch on one thread inside the block: small training runs on a shared 2-core machine are
-    slower with torch's default thread count, and their results do not depend on it."""
+def torch_threads(n: int = 1):
+    """Run torch on ``n`` threads inside the block, then restore the count: small training runs on a shared machine
+    are slower with torch's default thread count."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def one_thread():
+    """:func:`torch_threads` with one thread."""
+    return torch_threads(1)
 
 
 def progress(ctx: Context, total: int, desc: str, unit: str = "it"):

@@ -132,11 +132,11 @@ def split_digits(seed: int, n_test: int = 397) -> tuple:
 
 def train_autoencoder(loss: str, clean_train: np.ndarray, clean_test: np.ndarray, epochs: int, seed: int, *,
                       lr: float = 5e-3, batch: int = 128, s: float = 1.0, evals_per_epoch: int = 2,
-                      device: str = "cpu", n_show: int = 0) -> AEResult:
+                      device: str = "cpu", n_show: int = 0, dtype=torch.float32) -> AEResult:
     """Train the denoising autoencoder with ``loss`` (``"MSE"`` or ``"Sobolev"``); test curves against steps.
 
     Inputs are ``clean + noise_pattern(side)``, targets the clean images; ``side`` is the images' (8 for
-    the digits, 28 for MNIST).  ``n_show``: keep the reconstructions of the first ``n_show`` test images at
+    the digits, 28 for MNIST).  ``dtype``: of the weights and images (float32 in the reports).  ``n_show``: keep the reconstructions of the first ``n_show`` test images at
     the end.  The test set is evaluated in chunks of :data:`EVAL_CHUNK` images (MNIST's 10000 at once
     would hold ~1 GB of activations).
     """
@@ -145,10 +145,10 @@ def train_autoencoder(loss: str, clean_train: np.ndarray, clean_test: np.ndarray
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     side = clean_train.shape[-1]
-    net = DenoisingAutoencoder(side=side).to(device)
-    noise = torch.as_tensor(noise_pattern(side), dtype=torch.float32, device=device)
-    ytr = torch.as_tensor(clean_train, dtype=torch.float32, device=device)[:, None]
-    yte = torch.as_tensor(clean_test, dtype=torch.float32, device=device)[:, None]
+    net = DenoisingAutoencoder(side=side).to(device=device, dtype=dtype)
+    noise = torch.as_tensor(noise_pattern(side), dtype=dtype, device=device)
+    ytr = torch.as_tensor(clean_train, dtype=dtype, device=device)[:, None]
+    yte = torch.as_tensor(clean_test, dtype=dtype, device=device)[:, None]
     xtr, xte = ytr + noise, yte + noise
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     n = len(ytr)

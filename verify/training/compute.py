@@ -8,14 +8,21 @@ initial weights), so comparisons are paired.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..experiments import autoencoder as ae
 from ..experiments.loop import derivative_targets, train
 from ..experiments.models import ARCHITECTURES, ReluStudent, tanh_mlp
 from ..experiments.summary import band, finite_or_none, spread
 from ..experiments.targets import ackley_data, line_data, teacher_data
-from ..report import Context, one_thread, progress
+from ..report import Context, progress, torch_threads
 from .settings import ACKLEY_THRESHOLDS, ACKLEY_VARIANTS, ARCH_VARIANTS, HD_VARIANTS
+
+
+def _dtype(prof: dict):
+    """The torch dtype of every training run of the profile (``prof["dtype"]``: float32 in the reports; the
+    perturbation test runs float64 to show that no verdict rests on rounding)."""
+    return getattr(torch, prof["dtype"])
 
 
 def _seeds(ctx: Context, count: int) -> list:
@@ -61,9 +68,10 @@ def ackley(ctx: Context, prof: dict) -> dict:
             data = cheb if v == "H1-Chebyshev" else uniform
             for s in seeds:
                 runs[v].append(train(lambda: tanh_mlp(2, p["width"], p["depth"]), data, v, p["steps"], p["lr"], s,
-                                     eval_every=p["eval_every"], device=ctx.device))
+                                     eval_every=p["eval_every"], device=ctx.device, dtype=_dtype(prof)))
                 bar.update()
-    out = {"config": {**p, "seeds": seeds, "model": f"tanh MLP 2 -> {p['width']} x {p['depth']} -> 1",
+    out = {"config": {**p, "seeds": seeds, "dtype": prof["dtype"],
+                      "model": f"tanh MLP 2 -> {p['width']} x {p['depth']} -> 1",
                       "optimiser": "Adam, full batch", "thresholds": list(ACKLEY_THRESHOLDS),
                       "grids": "L2, H1-exact, H1-FDM: uniform n x n grid; H1-Chebyshev: n x n Chebyshev-Gauss-Lobatto "
                                "grid; test: n_test uniform random points, shared"},
@@ -81,7 +89,7 @@ def architectures(ctx: Context, prof: dict) -> dict:
     """Claim 7 (beside it): the 1-D targets with every model of ``ARCHITECTURES`` and ``ARCH_VARIANTS``."""
     p = prof["arch"]
     seeds = _seeds(ctx, p.get("seeds", prof["seeds"]))
-    out = {"config": {**p, "seeds": seeds, "models": "three hidden layers of 64: " + ", ".join(ARCHITECTURES),
+    out = {"config": {**p, "seeds": seeds, "dtype": prof["dtype"], "models": "three hidden layers of 64: " + ", ".join(ARCHITECTURES),
                       "optimiser": "Adam, full batch" + (f", then {p['lbfgs']} L-BFGS iterations" if p["lbfgs"] else "")},
            "results": {}}
     total = len(p["targets"]) * len(ARCHITECTURES) * len(ARCH_VARIANTS) * len(seeds)
@@ -93,7 +101,7 @@ def architectures(ctx: Context, prof: dict) -> dict:
                     rs = []
                     for s in seeds:
                         rs.append(train(factory, data, v, p["steps"], p["lr"], s, eval_every=p["eval_every"],
-                                        lbfgs_steps=p["lbfgs"], device=ctx.device))
+                                        lbfgs_steps=p["lbfgs"], device=ctx.device, dtype=_dtype(prof)))
                         bar.update()
                     out["results"][f"{t} | {arch} | {v}"] = {
                         "target": t, "architecture": arch, "variant": v,
@@ -105,7 +113,7 @@ def architectures(ctx: Context, prof: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- 3. high dimension
-def _high_dimension_cell(ctx: Context, p: dict, K: int, d: int, nseeds: int, bar) -> list:
+def _high_dimension_cell(ctx: Context, p: dict, K: int, d: int, nseeds: int, bar, dtype) -> list:
     """Every variant of ``HD_VARIANTS`` at width ``K`` and dimension ``d``: one JSON row per variant."""
     per = {v: [] for v in HD_VARIANTS}
     n_matched = min(p["n"] * (d + 1), p["matched_cap"])
@@ -120,7 +128,7 @@ def _high_dimension_cell(ctx: Context, p: dict, K: int, d: int, nseeds: int, bar
         for v in HD_VARIANTS:
             r = train(lambda: ReluStudent(K, d), big if v.startswith("L2 (") else data,
                       "L2" if v.startswith("L2") else v, p["steps"], p["lr"], seed, optimizer="gd",
-                      eval_every=p["eval_every"], device=ctx.device)
+                      eval_every=p["eval_every"], device=ctx.device, dtype=dtype)
             per[v].append({"rel_error_curve": r.test_mse / scale,
                            "final_rel_error": finite_or_none(r.test_mse[-1] / scale),
                            "train_seconds": float(r.seconds[-1]), "target_seconds": r.target_seconds,
@@ -133,6 +141,7 @@ def _high_dimension_cell(ctx: Context, p: dict, K: int, d: int, nseeds: int, bar
         rows.append({"K": K, "d": d, "variant": v, "n_samples": n_matched if v.startswith("L2 (") else p["n"],
                      "teacher_queries": rs[0]["target_queries"],
                      "final_rel_error": spread([r["final_rel_error"] for r in rs]),
+                     "per_seed_final_rel_error": [r["final_rel_error"] for r in rs],
                      "train_seconds": spread([r["train_seconds"] for r in rs]),
                      "target_seconds": spread([r["target_seconds"] for r in rs]),
                      "eval_steps": rs[0]["eval_steps"].tolist(),
@@ -143,7 +152,7 @@ def _high_dimension_cell(ctx: Context, p: dict, K: int, d: int, nseeds: int, bar
 def high_dimension(ctx: Context, prof: dict) -> dict:
     """Claim 6: the ReLU student--teacher network for every width and dimension of the profile."""
     p, nseeds = prof["highdim"], prof["seeds"]
-    out = {"config": {**p, "seeds": _seeds(ctx, nseeds),
+    out = {"config": {**p, "seeds": _seeds(ctx, nseeds), "dtype": prof["dtype"],
                       "teacher": "K* = K rows w*_j ~ N(0, I_d / d); student K rows, init N(0, I_d / d)",
                       "optimiser": "plain full-batch gradient descent",
                       "error": "relative test MSE = test MSE / mean(teacher(x)^2) on n_test fresh samples",
@@ -154,7 +163,7 @@ def high_dimension(ctx: Context, prof: dict) -> dict:
     with progress(ctx, total, "high dimension") as bar:
         for K in p["widths"]:
             for d in p["dims"]:
-                out["rows"] += _high_dimension_cell(ctx, p, K, d, nseeds, bar)
+                out["rows"] += _high_dimension_cell(ctx, p, K, d, nseeds, bar, _dtype(prof))
     return out
 
 
@@ -173,9 +182,10 @@ def autoencoder(ctx: Context, prof: dict) -> tuple:
             for s in seeds:
                 runs[loss].append(ae.train_autoencoder(loss, clean_train, clean_test, p["epochs"], s,
                                                        evals_per_epoch=p["evals_per_epoch"], device=ctx.device,
+                                                       dtype=_dtype(prof),
                                                        n_show=8))
                 bar.update()
-    out = {"config": {**p, "seeds": seeds, "data": f"sklearn 8x8 digits, {len(clean_train)} train / {len(clean_test)} "
+    out = {"config": {**p, "seeds": seeds, "dtype": prof["dtype"], "data": f"sklearn 8x8 digits, {len(clean_train)} train / {len(clean_test)} "
                                                    "test, scaled to [0, 1]",
                       "noise": "0.3 sin(2 pi (x + y)) at pixel centres", "lr": 5e-3, "batch": 128, "s": 1.0},
            "eval_steps": runs["MSE"][0].eval_steps.tolist(), "losses": {}}
@@ -195,8 +205,9 @@ def autoencoder(ctx: Context, prof: dict) -> tuple:
 
 # ----------------------------------------------------------------------------- everything
 def compute(ctx: Context, prof: dict) -> dict:
-    """Every experiment of the profile ``prof``, torch on one thread; the images apart from the JSON data."""
-    with one_thread():
+    """Every experiment of the profile ``prof``, torch on ``prof["threads"]`` threads (one in the reports); the images
+    apart from the JSON data."""
+    with torch_threads(prof["threads"]):
         ack = ackley(ctx, prof)
         arch = architectures(ctx, prof)
         hd = high_dimension(ctx, prof)

@@ -1,15 +1,20 @@
 """Markdown and figures of the training report, from the computed summary and the judgement only."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..experiments.autoencoder import AE_LOSSES
 from ..experiments.summary import fmt_spread
 from ..experiments.targets import TARGET_FORMULAS
 from ..report import fmt, pyplot
+from ..intervals import FAMILY_LEVEL
 from .judge import COMPARABLE, VERDICT_RULES
-from .settings import ACKLEY_THRESHOLDS, ACKLEY_VARIANTS, ARCH_MODELS, ARCH_VARIANTS, HD_VARIANTS, NAME
+from .settings import ACKLEY_THRESHOLDS, ACKLEY_VARIANTS, ARCH_MODELS, ARCH_VARIANTS, HD_VARIANTS, NAME, PROFILES
 
+SOBOLEV = ARCH_VARIANTS[1:]  # the losses compared with L2 in the architecture table
+SIDE_WORDS = {"below": "lower", "above": "higher", "contains": "undecided"}
 COLORS = {"L2": "tab:blue", "H1-exact": "tab:orange", "H1-FDM": "tab:green", "H1-Chebyshev": "tab:red",
           "H2": "tab:purple", "L2 (matched targets)": "tab:gray", "MSE": "tab:blue", "Sobolev": "tab:orange"}
 
@@ -139,18 +144,31 @@ def figures(summary: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- Markdown
-def introduction(ctx) -> list:
-    blocks = [f"Profile `{ctx.profile}`, seed {ctx.seed}, device `{ctx.device}`; float32 throughout, one CPU thread "
-              "per run. Every curve is the **median over seeds with the min–max band**; tables give `median [min, "
-              "max]` over seeds, `—` for a threshold not reached (a median of `—` means more than half the seeds did "
-              "not reach it; `(k/n)` counts the seeds that did). Within each experiment every variant starts from the "
-              "same seeds, hence the same initial weights: the comparisons are paired. Nothing is selected: every seed "
-              "run is in the JSON. In the JSON, `null` means *not reached* (thresholds) or *not finite* (a diverged "
-              "run)."]
+def _seed_counts(prof: dict) -> str:
+    """``"3–5"``: the fewest and most seeds of a profile's experiments."""
+    counts = {prof["seeds"], prof["ae"]["seeds"], prof["arch"].get("seeds", prof["seeds"])}
+    return f"{min(counts)}–{max(counts)}" if len(counts) > 1 else f"{min(counts)}"
+
+
+def _runs_on(ctx, prof: dict) -> str:
+    """How each run used the machine: the dtype, and on CPU the thread count."""
+    threads = prof["threads"]
+    where = "on the GPU" if str(ctx.device).startswith("cuda") else f"{threads} CPU thread{'s' * (threads > 1)} per run"
+    return f"{prof['dtype']} throughout, {where}"
+
+
+def introduction(ctx, prof: dict) -> list:
+    blocks = [f"Profile `{ctx.profile}`, seed {ctx.seed}, device `{ctx.device}`; {_runs_on(ctx, prof)}. Every curve "
+              "is the **median over seeds with the min–max band**; tables give `median [min, max]` over seeds, `—` for a "
+              "threshold not reached (a median of `—` means more than half the seeds did not reach it; `(k/n)` counts "
+              "the seeds that did). Within each experiment every variant starts from the same seeds, hence the same "
+              "initial weights: the comparisons are paired, and the verdicts read intervals of the per-seed paired "
+              "ratios (Verdicts section). Nothing is selected: every seed run is in the JSON. In the JSON, `null` means "
+              "*not reached* (thresholds) or *not finite* (a diverged run)."]
     if ctx.profile != "full":
-        blocks.append("**Sizes.** These are reduced sizes for a 2-core CPU (the paper's are in `--profile full`, for a "
-                      "GPU): fewer points, fewer steps and larger learning rates than the paper, 2–5 seeds instead of "
-                      "5–20. Conclusions below are about these sizes.")
+        blocks.append(f"**Sizes.** These are reduced sizes (the paper's are in `--profile full`): fewer points, fewer "
+                      f"steps and larger learning rates than the paper, {_seed_counts(prof)} seeds instead of "
+                      f"{_seed_counts(PROFILES['full'])}. Conclusions below are about these sizes.")
     return blocks
 
 
@@ -163,7 +181,7 @@ def ackley_section(ack: dict, j: dict) -> str:
              f"(`H1-Chebyshev`: Chebyshev differentiation matrix along each axis). The error is the value MSE on "
              f"{p['n_test']} uniform random test points shared by all variants, evaluated every {p['eval_every']} "
              "steps; the *step* and *seconds* columns give when it first fell below each threshold (seconds: CPU "
-             "time of the training steps, one thread, evaluation excluded; synchronised wall time on a GPU). "
+             "time of the training steps on a CPU, synchronised wall time on a GPU; evaluation excluded). "
              + j["threshold_note"], "",
              "Relative error of the derivative targets against the exact gradient on their grid: "
              f"FDM {V['H1-FDM']['derivative_target_rel_error']:.2e}, Chebyshev "
@@ -180,13 +198,19 @@ def ackley_section(ack: dict, j: dict) -> str:
     for v in ACKLEY_VARIANTS:
         lines.append(f"| {v} | " + " | ".join(fmt_spread(V[v]["thresholds"][f"{th:.0e}"]["seconds"], ".2f")
                                              for th in ACKLEY_THRESHOLDS) + " |")
+    level = j["rows"][0]["level"] if j["rows"] else None
     lines += ["", f"![Ackley](./{NAME}_ackley.png)", "",
-              "Against `L2`, by median over seeds (`comparable` = within "
-              f"{int((COMPARABLE - 1) * 100)}% of L2's median):", "",
-              "| variant | threshold | steps / L2 | steps | seconds / L2 | seconds |", "|---|---|---|---|---|---|"]
+              "Against `L2`: the interval of the per-seed ratio of steps to each threshold (paired by seed; "
+              f"{fmt(level, '.2%')} each, so that the numerical variants' intervals hold jointly at "
+              f"{FAMILY_LEVEL:.0%}; `∞`: a seed on which the variant did not reach it leaves the interval open), the "
+              f"status it gives (`comparable` = below {COMPARABLE}), and median seconds against `L2`'s (not judged):",
+              "", "| variant | threshold | seeds informative | steps / L2: interval | status | median seconds / L2 |",
+              "|---|---|---|---|---|---|"]
     for r in j["rows"]:
-        lines.append(f"| {r['variant']} | {r['threshold']:.0e} | {fmt(r['steps_ratio_to_L2'], '.2f')} | "
-                     f"{r['steps_status']} | {fmt(r['seconds_ratio_to_L2'], '.2f')} | {r['seconds_status']} |")
+        high = "∞" if r["steps_ratio_high"] is None else f"{r['steps_ratio_high']:.2f}"
+        interval = "—" if r["steps_ratio_low"] is None else f"[{r['steps_ratio_low']:.2f}, {high}]"
+        lines.append(f"| {r['variant']} | {r['threshold']:.0e} | {r['seeds_informative']} | {interval} | "
+                     f"{r['steps_status']} | {fmt(r['seconds_ratio_to_L2'], '.2f')} |")
     lines += ["", "**Finding.** " + j["finding"]]
     return "\n".join(lines)
 
@@ -201,11 +225,16 @@ def architectures_section(arch: dict, j: dict) -> str:
              f"(the paper: lr 1e-5 for 25 000 steps, then L-BFGS), {len(p['seeds'])} seeds. Losses unweighted: "
              "`H1` = value MSE + first-derivative MSE, `H2` adds the second-derivative MSE. Since `f''` of `f1` and "
              "`f3` is of order 10³–10⁴, the `H2` loss is dominated by its second-derivative term; " + j["siren_note"],
-             "", "| target | model | " + " | ".join(f"{v}: final test MSE" for v in ARCH_VARIANTS) + " | best |",
-             "|---|---|" + "---|" * (len(ARCH_VARIANTS) + 1)]
+             "", "| target | model | " + " | ".join(f"{v}: final test MSE" for v in ARCH_VARIANTS) + " | best (median) | "
+             + " | ".join(f"{v} against L2" for v in SOBOLEV) + " |",
+             "|---|---|" + "---|" * (len(ARCH_VARIANTS) + 1 + len(SOBOLEV))]
     for case, best in j["best"].items():
         res = [arch["results"][f"{case} | {v}"]["final_test_mse"] for v in ARCH_VARIANTS]
-        lines.append(f"| {case} | " + " | ".join(map(fmt_spread, res)) + f" | {best} |")
+        sides = [SIDE_WORDS[j["position"][f"{case} | {v}"]] for v in SOBOLEV]
+        lines.append(f"| {case} | " + " | ".join(map(fmt_spread, res)) + f" | {best} | " + " | ".join(sides) + " |")
+    lines += ["", f"*Against L2*: the interval of the per-seed ratio of final test MSE ({fmt(j['level'], '.2%')} each, "
+              f"jointly {FAMILY_LEVEL:.0%} over the table) lies below 1 (*lower*), above 1 (*higher*) or contains 1 "
+              "(*undecided*)."]
     lines += ["", f"![architectures](./{NAME}_architectures.png)", "", "**Finding.** " + j["finding"]]
     return "\n".join(lines)
 
@@ -268,18 +297,31 @@ def verdict_section(verdicts: list) -> str:
         f"| {v['claim']} | **{v['verdict']}** | {v['convention']} |" for v in verdicts))
 
 
-def limits_section(profile: str, prof: dict) -> str:
+def _seconds_limit(ctx, prof: dict) -> str:
+    if str(ctx.device).startswith("cuda"):
+        return ("- **Seconds** are synchronised wall seconds of the training steps on the GPU: they depend on the card "
+                "and vary from run to run (the JSON is identical across runs apart from them). Step counts do not.\n")
+    cores = os.cpu_count()
+    return (f"- **Seconds** are CPU seconds of the training steps on {prof['threads']} thread(s), measured on this "
+            f"machine ({cores} logical cores): less sensitive to other jobs than wall time, but still affected by cache "
+            "and memory contention and by the hardware; they vary from run to run (the JSON is identical across runs "
+            "apart from them). Step counts do not.\n")
+
+
+def limits_section(ctx, prof: dict) -> str:
+    reduced = ctx.profile != "full"
+    sizes = (f"- **Sizes and budgets.** Reduced problems (profile `{ctx.profile}`): fewer points and steps and larger "
+             "learning rates than the paper. Thresholds or errors a variant reaches only after many more steps are "
+             "invisible here; results at the paper's sizes need `--profile full`.\n" if reduced else
+             "- **Sizes and budgets.** The paper's sizes (profile `full`), with the learning rates stated in each "
+             "section.\n")
     return (
-        "## What limits these comparisons\n\n"
-        "- **Sizes and budgets.** CPU-sized problems (profile `" + profile + "`): fewer points and steps and "
-        "larger learning rates than the paper. Thresholds or errors a variant reaches only after many more steps "
-        "are invisible here; results at the paper's sizes need `--profile full` on a GPU.\n"
-        "- **Seeds.** " + f"{prof['seeds']} seeds (autoencoder {prof['ae']['seeds']}): the min–max bands show "
-        "the spread, but no significance test is attempted at this count.\n"
-        "- **Seconds** are CPU seconds of the training steps on one thread (wall seconds on a GPU), measured on a "
-        "shared 2-core machine: less sensitive to other jobs than wall time, but still affected by cache and "
-        "memory contention and by the hardware; they vary from run to run (the JSON is identical across runs "
-        "apart from them). Step counts do not.\n"
+        "## What limits these comparisons\n\n" + sizes +
+        f"- **Seeds.** {prof['seeds']} seeds (autoencoder {prof['ae']['seeds']}): the verdicts read Student-t intervals "
+        f"of per-seed paired ratios, jointly at {FAMILY_LEVEL:.0%} within each rule; with few seeds the intervals are "
+        "wide and a case is more often undecided. A perturbation of what differs between machines (float64 instead "
+        "of float32, two threads instead of one) changes no verdict and no stated count on the `quick` profile "
+        "(`tests/test_training_perturbation.py`).\n" + _seconds_limit(ctx, prof) +
         "- **Learning rates** are the same for every variant of an experiment and were not tuned per variant; a "
         "Sobolev loss has a different scale from `L2` (Adam is invariant to a constant scale, gradient descent "
         "is not).\n"
@@ -288,14 +330,14 @@ def limits_section(profile: str, prof: dict) -> str:
         "- **Data set.** The autoencoder here uses 8×8 digits instead of MNIST 28×28; the Fourier multiplier acts "
         "on 8 frequencies per axis. With MNIST on disk, `python -m verify.training --mnist PATH` runs it at 28×28 "
         "(`training_mnist.md`), and claim 7 reads that run.\n"
-        "- **float32** for every training run (differentiation tests are float64).")
+        f"- **{prof['dtype']}** for every training run (differentiation tests are float64).")
 
 
 def markdown(summary: dict, judgement: dict, ctx, prof: dict, mnist_where: dict | None = None) -> list:
     """The report's Markdown blocks, in order."""
-    return introduction(ctx) + [
+    return introduction(ctx, prof) + [
         ackley_section(summary["ackley"], judgement["ackley"]),
         architectures_section(summary["architectures"], judgement["architectures"]),
         high_dimension_section(summary["high_dimension"], judgement["high_dimension"]),
         autoencoder_section(summary["autoencoder"], judgement["autoencoder"], mnist_where),
-        verdict_section(judgement["verdicts"]), limits_section(ctx.profile, prof)]
+        verdict_section(judgement["verdicts"]), limits_section(ctx, prof)]

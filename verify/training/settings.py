@@ -18,6 +18,7 @@ HD_VARIANTS = ("L2", "L2 (matched targets)", "H1-exact", "H1-FDM")
 
 PROFILES = {
     "quick": dict(
+        dtype="float32", threads=1,  # of every run (torch); the perturbation test changes both
         seeds=2,
         ackley=dict(n=16, n_test=500, steps=150, lr=3e-3, eval_every=10, width=64, depth=4),
         arch=dict(targets=("f1",), n=128, n_test=100, steps=100, lr=1e-3, lbfgs=0, eval_every=10),
@@ -25,6 +26,7 @@ PROFILES = {
                      fd_step=1e-3, eval_every=10),
         ae=dict(epochs=2, seeds=2, evals_per_epoch=2)),
     "standard": dict(
+        dtype="float32", threads=1,  # of every run (torch); the perturbation test changes both
         seeds=3,
         ackley=dict(n=32, n_test=2000, steps=1000, lr=3e-3, eval_every=10, width=64, depth=4),
         arch=dict(targets=("f1", "f2", "f3"), n=200, n_test=100, steps=400, lr=1e-3, lbfgs=0, eval_every=10),
@@ -33,6 +35,7 @@ PROFILES = {
         ae=dict(epochs=20, seeds=5, evals_per_epoch=2)),
     # the paper's sizes (docs/experiments.md, sections 5-8); meant for a GPU
     "full": dict(
+        dtype="float32", threads=1,  # of every run (torch); the perturbation test changes both
         seeds=5,
         ackley=dict(n=100, n_test=10000, steps=50000, lr=1e-4, eval_every=50, width=64, depth=4),
         arch=dict(targets=("f1", "f2", "f3"), n=1000, n_test=100, steps=25000, lr=1e-5, lbfgs=500, eval_every=100,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
+from ..intervals import t_interval
 from ..report import fmt
 from .settings import LEVEL, PAPER
 
@@ -25,15 +25,12 @@ RULE = (f"**Claim 7 on MNIST** (rule `mnist_verdict`): for each seed the log rat
 
 
 def log_ratio_interval(sobolev: list, mse: list, level: float = LEVEL) -> dict | None:
-    """Per-seed ``log(sobolev / mse)``, its mean and Student-t interval, and the seeds Sobolev won; ``None``
-    when a run is missing or not finite or fewer than 2 seeds (no interval)."""
+    """Per-seed ``log(sobolev / mse)``, its mean and Student-t interval (:func:`verify.intervals.t_interval`), and the
+    seeds Sobolev won; ``None`` when a run is missing or not finite or fewer than 2 seeds (no interval)."""
     if len(sobolev) != len(mse) or len(mse) < 2 or any(v is None or not v > 0 for v in [*sobolev, *mse]):
         return None
     logs = np.log(np.asarray(sobolev, float) / np.asarray(mse, float))
-    n, mean = len(logs), float(np.mean(logs))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * np.std(logs, ddof=1) / math.sqrt(n))
-    return {"log_ratios": logs.tolist(), "mean": mean, "low": mean - half, "high": mean + half, "level": level,
-            "sobolev_lower": int(np.sum(logs < 0)), "n": n}
+    return {"log_ratios": logs.tolist(), **t_interval(logs, level), "sobolev_lower": int(np.sum(logs < 0))}
 
 
 def worse_than_input(summary: dict) -> dict:
