@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,7 @@ def main() -> None:
         batch = lambda: numerics.gradient(W, Ws, part, "mean")  # noqa: E731
         loop = lambda: [numerics.gradient(W[b], Ws[b], part, "mean") for b in range(B)]  # noqa: E731
         same = batch().tobytes() == np.stack(loop()).tobytes()
-        tb, tl = _interleaved(batch, loop, args.repeats)
+        tb, tl = common.interleaved_times((batch, loop), args.repeats)
         mb, ml = statistics.median(tb), statistics.median(tl)
         rows.append({"part": part, "field": "mean", "batch_s": mb, "loop_s": ml,
                      "batch_us_per_instance": mb / B * 1e6, "loop_us_per_instance": ml / B * 1e6,
@@ -95,17 +94,6 @@ def main() -> None:
     print("\n".join(md))
 
 
-def _interleaved(batch, loop, repeats: int) -> tuple:
-    """Seconds of ``repeats`` calls of each, taken in turn (batch, loop, batch, loop, ...)."""
-    tb, tl = [], []
-    for _ in range(repeats):
-        for fn, acc in ((batch, tb), (loop, tl)):
-            t0 = time.perf_counter()
-            fn()
-            acc.append(time.perf_counter() - t0)
-    return tb, tl
-
-
 def _hessian_rows(W, Ws, repeats: int) -> list:
     """``numerics.hessian`` of the batch against a loop of single calls, interleaved, medians (no target)."""
     rows = []
@@ -113,7 +101,7 @@ def _hessian_rows(W, Ws, repeats: int) -> list:
         batch = lambda: numerics.hessian(W, Ws, part, field)  # noqa: E731
         loop = lambda: [numerics.hessian(W[b], Ws[b], part, field) for b in range(len(W))]  # noqa: E731
         same = batch().tobytes() == np.stack(loop()).tobytes()
-        tb, tl = _interleaved(batch, loop, repeats)
+        tb, tl = common.interleaved_times((batch, loop), repeats)
         mb, ml = statistics.median(tb), statistics.median(tl)
         rows.append({"part": part, "field": field, "batch_s": mb, "loop_s": ml, "speedup": ml / mb,
                      "bit_identical": same})
@@ -127,7 +115,7 @@ def _loss_rows(W, Ws, repeats: int) -> list:
         batch = lambda: numerics.loss(W, Ws, part)  # noqa: E731
         loop = lambda: [numerics.loss(W[b], Ws[b], part) for b in range(len(W))]  # noqa: E731
         same = batch().tobytes() == np.array(loop()).tobytes()
-        tb, tl = _interleaved(batch, loop, repeats)
+        tb, tl = common.interleaved_times((batch, loop), repeats)
         mb, ml = statistics.median(tb), statistics.median(tl)
         rows.append({"part": part, "batch_s": mb, "loop_s": ml, "speedup": ml / mb, "bit_identical": same})
     return rows
@@ -180,7 +168,7 @@ def _torch_hessian_rows(W, Ws, repeats: int) -> list:
             on_torch = lambda: numerics.hessian(Wt, St, "H", field)  # noqa: E731
             on_numpy = lambda: numerics.hessian(W, Ws, "H", field)  # noqa: E731
             on_torch(), on_numpy()
-            tt, tn = _interleaved(on_torch, on_numpy, repeats)
+            tt, tn = common.interleaved_times((on_torch, on_numpy), repeats)
             mt, mn = statistics.median(tt), statistics.median(tn)
             rows.append({"field": field, "dtype": str(dtype).replace("torch.", ""),
                          "instance_hessians_per_s": len(W) / mt, "numpy_instance_hessians_per_s": len(W) / mn,
@@ -191,7 +179,7 @@ def _torch_hessian_rows(W, Ws, repeats: int) -> list:
 def _fast_and_general(fast, general, n: int, repeats: int, unit: str) -> dict:
     """Instances per second of the fast and the general path (warmed up, interleaved, medians) and the speed-up."""
     fast(), general()
-    tf, tg = _interleaved(fast, general, repeats)
+    tf, tg = common.interleaved_times((fast, general), repeats)
     mf, mg = statistics.median(tf), statistics.median(tg)
     return {f"instance_{unit}_per_s": n / mf, f"general_path_instance_{unit}_per_s": n / mg,
             "speedup_over_general_path": mg / mf}

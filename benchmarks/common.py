@@ -1,4 +1,5 @@
-"""What every benchmark shares: a description of the machine, interleaved timing, and writing its report."""
+"""What every benchmark shares: a description of the machine, timing (plain, interleaved, by rounds), and writing
+its report (atomically)."""
 from __future__ import annotations
 
 import json
@@ -62,6 +63,37 @@ def machine(*fields: str) -> dict:
     """The machine described by ``fields`` (keys of :data:`MACHINE_FIELDS`, in that order; each benchmark's report
     keeps its own): by default the CPU, the cores, NumPy, torch and Python."""
     return {f: MACHINE_FIELDS[f]() for f in fields or ("cpu", "cores", "numpy", "torch", "python")}
+
+
+def call_times(fn, calls: int, sync=None) -> list:
+    """Seconds (``time.perf_counter``) of each of ``calls`` calls of ``fn()``.  ``sync``: called before the clock
+    starts and before it stops (a device's queue, e.g. ``torch.cuda.synchronize``), so that a call's time includes
+    the work it queued."""
+    out = []
+    for _ in range(calls):
+        if sync is not None:
+            sync()
+        t = time.perf_counter()
+        fn()
+        if sync is not None:
+            sync()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def median_time(fn, calls: int, sync=None) -> float:
+    """Median of :func:`call_times`."""
+    return statistics.median(call_times(fn, calls, sync))
+
+
+def interleaved_times(fns, repeats: int) -> list:
+    """Seconds of ``repeats`` calls of each function of ``fns``, taken in turn (first, second, ..., first, ...), so
+    that a slow spell of the machine touches all of them: one list per function, in the order of ``fns``."""
+    out = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, acc in zip(fns, out):
+            acc += call_times(fn, 1)
+    return out
 
 
 def median_over_rounds(stages: dict, rounds: int, calls: int = 3) -> dict:

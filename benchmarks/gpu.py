@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -85,14 +83,8 @@ def agreement(dev, n: int) -> dict:
 
 
 def _timed(fn, dev, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        _sync(dev)
-        t = time.perf_counter()
-        fn()
-        _sync(dev)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    """Median seconds of ``repeats`` calls of ``fn`` on ``dev``, its queue drained before and after each call."""
+    return common.median_time(fn, repeats, sync=lambda: _sync(dev))
 
 
 def throughput(dev, n: int, dtype, repeats: int = 3) -> dict:
@@ -231,9 +223,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     dev = mc.torch_device(args.device)
     start = time.perf_counter()
-    res = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
-           "torch": torch.__version__, "cuda": torch.version.cuda, "numpy": np.__version__,
-           "python": platform.python_version(), "quick": args.quick}
+    res = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else common.cpu_name(),
+           **common.machine("torch", "numpy", "python"), "cuda": torch.version.cuda, "quick": args.quick}
     print(json.dumps(res), flush=True)
     res["agreement"] = agreement(dev, 200_000 if args.quick else 10_000_000)
     print(json.dumps(res["agreement"]), flush=True)

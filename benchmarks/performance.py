@@ -41,9 +41,8 @@ def cold_start(repeats: int) -> dict:
     """Fresh-process time to the first loss, gradient and Hessian against ``python -c "import numpy"``,
     interleaved in one run (medians): what a user's script pays on every start."""
     def run(code):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, cwd=common.ROOT)
-        return time.perf_counter() - t0
+        return common.call_times(lambda: subprocess.run([sys.executable, "-c", code], check=True, cwd=common.ROOT),
+                                 1)[0]
 
     numpy_s, first_s = [], []
     for _ in range(repeats):
@@ -69,10 +68,6 @@ def _batched_lines(out: Path) -> list:
             f"instance against a loop of single calls; target ≥ 50×: {'met' if min(speedups) >= 50 else '**not met**'}."]
 
 
-def _median_time(fn, repeats: int) -> float:
-    return statistics.median(_times(fn, repeats))
-
-
 def mc_throughput(n: int, repeats: int) -> dict:
     """MC samples/s (d = 100, K = K* = 10, float64, CPU, plain) against a bare loop."""
     rng = np.random.default_rng(0)
@@ -96,7 +91,7 @@ def mc_throughput(n: int, repeats: int) -> dict:
 
     engine()
     bare()  # warm-up
-    t_engine, t_bare = _median_time(engine, repeats), _median_time(bare, repeats)
+    t_engine, t_bare = common.median_time(engine, repeats), common.median_time(bare, repeats)
     return {"n": n, "d": d, "K": K, "K_star": K, "chunk": chunk,
             "block_rows": mc.block_rows(torch.device("cpu"), d, 8), "engine_samples_per_s": n / t_engine,
             "bare_samples_per_s": n / t_bare, "ratio": t_bare / t_engine, "target": MC_TARGET_CPU}
@@ -211,7 +206,7 @@ def closed_form_gradient(repeats: int) -> dict:
     fastest = {k: math.inf for k in fns}
     for _ in range(repeats):
         for key, (fn, calls) in fns.items():
-            times = _times(fn, calls)
+            times = common.call_times(fn, calls)
             med[key].append(statistics.median(times))
             fastest[key] = min(fastest[key], min(times))
     vs_tian = [a / b for a, b in zip(med["tian"], med["ours"])]
@@ -230,15 +225,6 @@ def closed_form_gradient(repeats: int) -> dict:
             "ratio_to_matmuls_H_fastest": fastest["ours_h"] / fastest["mm"],
             "max_abs_difference": err, "target_speedup": 50, "target_ratio_to_matmuls": MATMUL_TARGET,
             "blas_threads": _blas_threads()}
-
-
-def _times(fn, calls: int) -> list:
-    out = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def _blas_threads():

@@ -213,6 +213,14 @@ def _bytes_per_sample(K: int, P: int, width: int, itemsize: int, subspace: bool 
 
 
 def _chunk_size(chunk_size, n_max, K, P, width, dtype, dev, subspace: bool = False) -> int:
+    """Samples per chunk that :func:`monte_carlo` takes (public as :func:`chunk_size`).
+
+    ``chunk_size`` given: that many, checked (a positive integer whose chunk needs at most half the memory
+    available on ``dev``; ``ValueError`` otherwise).  ``None``: from a memory budget, a quarter of the
+    available memory and at most 32 MiB on a CPU (cache-sized chunks) or 2 GiB on a GPU, over the bytes one
+    sample's intermediates take, at most ``n_max``.  ``K`` student rows, ``P`` rows of ``[W; W*]``, ``width``
+    the sampled dimension (``d``, or the subspace's with ``subspace=True``), ``dtype`` and ``dev`` as run.
+    """
     item = torch.finfo(dtype).bits // 8
     per = _bytes_per_sample(K, P, width, item, subspace)
     avail = _available_bytes(dev)
@@ -230,7 +238,8 @@ def _chunk_size(chunk_size, n_max, K, P, width, dtype, dev, subspace: bool = Fal
     return int(chunk_size)
 
 
-# public for the benchmarks: the samples per chunk that monte_carlo takes (from the memory budget when None)
+# public for the benchmarks: the samples per chunk that monte_carlo takes (from the memory budget when None); the
+# private name stays for existing callers
 chunk_size = _chunk_size
 
 

@@ -239,7 +239,7 @@ def test_quick_report_is_deterministic(quick_payload):
     """Computing the quick profile again (seed 3, CPU) gives the session report's numbers, timings aside."""
     ctx = Context(out=None, profile="quick", seed=3, device="cpu", progress=False)
     with one_thread():
-        data = json.loads(json.dumps(gf.compute.compute(ctx, gf.PROFILES["quick"])))
+        data = json.loads(json.dumps(gf.judge.labelled(gf.compute.compute(ctx, gf.PROFILES["quick"]))))
     assert json.dumps(_strip_timings(data), sort_keys=True) == json.dumps(
         _strip_timings(quick_payload["data"]), sort_keys=True)
 

@@ -20,22 +20,23 @@ and by SGD on ``n`` samples with the Sobolev loss built by autograd
 descent (the mean field, same step) at a common step and at steps matched to each loss's own
 curvature.
 
-Layers: :mod:`.compute` (every number, plain data), :mod:`.judge` (the verdict and every finding
-sentence, from the numbers), :mod:`.render` (Markdown and figures).
+Layers: :mod:`.compute` (every number, plain data), :mod:`.judge` (the verdict, every label and
+every finding sentence, from the numbers), :mod:`.render` (Markdown and figures).  The report's
+JSON ``data`` is compute's numbers with judge's labels put in (:func:`.judge.labelled`).
 """
 from __future__ import annotations
 
 import sys
 
-from numerics.flows import (FIT_WINDOW, FLOWS, LOCK_ANGLE, RECENTER_DISTANCE, RTOL, STOP, align, boundary_terms,
-                            fit_rate, flow_field, integrate, iteration_rate, iterations_to, population_gd,
-                            radial_jacobian, relative_distance, time_to)
+from numerics.flows import (FIT_WINDOW, FLOWS, LOCK_ANGLE, MAX_NFEV, RECENTER_DISTANCE, RTOL, STOP, align,
+                            boundary_terms, fit_rate, flow_field, integrate, iteration_rate, iterations_to,
+                            population_gd, radial_jacobian, relative_distance, time_to)
 from verify.experiments.finite_sample import empirical_gradient, empirical_loss, train_finite_sample
 
 from ..report import Context, Report, one_thread, run
 from . import compute, judge, render  # the three layers, as modules
 from .compute import (EPSILONS, FS_EPS, FS_EPSILONS, FS_START_DISTANCE, NEAR_DISTANCE, draw_teacher, near_start,
-                      predicted_rates, rate_along_run, run_flow)
+                      predicted_rates, rate_along_run)
 
 NAME = "gradient_flow"
 TITLE = "Gradient flow: how much faster does Sobolev training converge?"
@@ -63,6 +64,13 @@ __all__ = [
 ]
 
 
+def run_flow(W0, W_star, flow, t_max, max_nfev: int = MAX_NFEV) -> dict:
+    """One run: its numbers (:func:`.compute.measure_flow`: trajectory summary, times to each epsilon, late rate,
+    ``W_end``) and where it ends (``end``, :func:`.judge.run_end`)."""
+    r = compute.measure_flow(W0, W_star, flow, t_max, max_nfev)
+    return {"flow": r["flow"], "end": judge.run_end(r), **r}
+
+
 def verdict_row(judgement: dict) -> dict:
     """The row of the index's verdict table."""
     return {"claim": 4, "verdict": judgement["verdict"], "convention": judgement["convention"],
@@ -70,15 +78,17 @@ def verdict_row(judgement: dict) -> dict:
 
 
 def build(ctx: Context) -> Report:
-    """compute → judge → render (torch on one thread: small training runs on a shared machine)."""
+    """compute → judge → render (torch on one thread: small training runs on a shared machine).  The JSON's
+    ``data`` is compute's numbers with the judge's labels put in."""
     with one_thread():
-        data = compute.compute(ctx, PROFILES[ctx.profile])
+        numbers = compute.compute(ctx, PROFILES[ctx.profile])
+    data = judge.labelled(numbers)
     judgement = judge.judge(data)
     rep = Report(NAME, TITLE)
     rep.data = data
     for block in render.markdown(NAME, data, judgement):
         rep.add(block)
-    rep.figures = render.figures(NAME, data)
+    rep.figures = render.figures(NAME, data, judgement)
     rep.verdicts = [verdict_row(judgement)]
     return rep
 

@@ -2,7 +2,11 @@
 
 :func:`compute` runs the population flows (:mod:`numerics.flows`), the fixed-step demonstration
 at the kink, and the finite-sample autograd training (:mod:`verify.experiments.finite_sample`),
-and returns the report's ``data`` dict.
+and returns their numbers.  It decides nothing: where a run ends and whether a training run
+stalled are the judge's (:func:`.judge.run_end`, :func:`.judge.is_stalled`), from the numbers
+recorded here for them (``final_distance``, ``late_rate``, ``final_field_norm``, ``status``;
+``final_step_norm``); the report's JSON ``data`` is those numbers with the judge's labels put in
+(:func:`.judge.labelled`).
 """
 from __future__ import annotations
 
@@ -26,43 +30,35 @@ NEAR_DISTANCE = 0.2  # relative distance of the "near" starts
 FS_START_DISTANCE = 0.5  # relative distance of the finite-sample start
 FS_EPS = 1e-3  # finite-sample acceleration: iterations to this relative distance
 FS_EPSILONS = (1e-2, 1e-3, 1e-4, 1e-6)
-STILL_ON_THE_WAY = ("approaching the teacher (1e-6 not reached in time)", "no convergence in the time allowed",
-                    "integration stalled (evaluation cap)")  # ends of runs that were cut by the time or the cap
+# H-mean runs that end within this relative distance of the teacher (those that have a T(1e-6)) get the spectrum of
+# the Jacobian at their last point: what the measured late rate is compared with (a measurement's scope, not a label)
+ALONG_RUN_WITHIN = EPSILONS[-1]
 
 
 # ----------------------------------------------------------------------------- one run
-def classify(flow, W_end, W_star, dist_end, rate, locked) -> str:
-    """Where a run ends: ``teacher`` (distance <= 1e-6), approaching it, another critical point, or neither."""
-    if dist_end <= EPSILONS[-1]:
-        return "teacher"
-    if dist_end < RECENTER_DISTANCE and rate is not None and rate > 0:
-        return STILL_ON_THE_WAY[0]
-    g = np.linalg.norm(flow_field(flow, W_end, W_star, locked)) / np.linalg.norm(W_star)
-    return "another critical point" if g < 1e-4 else STILL_ON_THE_WAY[1]
-
-
 def downsample(t, y, n=48):
     """About ``n`` evenly spaced points of a curve (always its first and last)."""
     idx = np.unique(np.linspace(0, len(t) - 1, n).round().astype(int))
     return [float(t[i]) for i in idx], [float(y[i]) for i in idx]
 
 
-def run_flow(W0, W_star, flow, t_max, max_nfev: int = MAX_NFEV) -> dict:
-    """One run: trajectory summary, times to each epsilon, late rate, where it ends."""
+def measure_flow(W0, W_star, flow, t_max, max_nfev: int = MAX_NFEV) -> dict:
+    """One run's numbers: trajectory summary, times to each epsilon, late rate, the integrator's status, the
+    final distance and the norm of the flow field at the last point relative to ``|W*|`` (``final_field_norm``),
+    and the last point ``W_end``.  Where the run ends is :func:`.judge.run_end`'s (from these numbers)."""
     start = time.perf_counter()
     res = integrate(W0, W_star, flow, t_max=t_max, max_nfev=max_nfev)
     dist = np.array([align(W, W_star)[0] for W in res["W"]])
     dist = np.maximum(dist, 1e-300)
     fit = fit_rate(res["t"], dist)
-    end = classify(flow, res["W"][-1], W_star, dist[-1], fit["rate"], res["locked_at_end"])
-    if res["status"].startswith("evaluation cap") and end != "teacher":
-        end = STILL_ON_THE_WAY[2]
+    field = np.linalg.norm(flow_field(flow, res["W"][-1], W_star, res["locked_at_end"])) / np.linalg.norm(W_star)
     part = "L" if flow == "L" else "H"
     ts, ds = downsample(res["t"], dist)
     idx = [int(np.argmin(np.abs(res["t"] - x))) for x in ts]
     loss = [max(numerics.loss(res["W"][i], W_star, part), 0.0) for i in idx]
-    return {"flow": flow, "end": end, "status": res["status"], "t_end": float(res["t"][-1]),
-            "final_distance": float(dist[-1]), "nfev": res["nfev"], "steps": int(len(res["t"]) - 1),
+    return {"flow": flow, "status": res["status"], "t_end": float(res["t"][-1]),
+            "final_distance": float(dist[-1]), "final_field_norm": float(field), "nfev": res["nfev"],
+            "steps": int(len(res["t"]) - 1),
             "time_to": {f"{e:g}": time_to(res["t"], dist, e) for e in EPSILONS},
             "late_rate": fit, "locks": res["locks"], "trajectory": {"t": ts, "distance": ds, "loss": loss},
             "W_end": res["W"][-1], "seconds": time.perf_counter() - start}
@@ -119,11 +115,11 @@ def _teacher_runs(seed: int, K: int, d: int, rep: int, prof: dict, bar) -> tuple
     runs = []
     for start, W0 in starts.items():
         for fl in FLOWS:
-            r = run_flow(W0, W_star, fl, prof["t_max"], prof["max_nfev"])
+            r = measure_flow(W0, W_star, fl, prof["t_max"], prof["max_nfev"])
             W_end = r.pop("W_end")
             r.update({"K": K, "d": d, "rep": rep, "start": start, "start_distance": relative_distance(W0, W_star)})
             r["predicted_rate"] = pred[fl]["rate"]
-            if fl == "H-mean" and r["end"] == "teacher":
+            if fl == "H-mean" and r["final_distance"] <= ALONG_RUN_WITHIN:
                 along = rate_along_run(W_end, W_star)
                 r["predicted_rate_along_run"] = along["min_real"]
                 ev = np.array(along["eigenvalues_real"])
@@ -230,7 +226,7 @@ def kink_demo(ctx: Context, prof: dict) -> dict:
     W_star = draw_teacher(rng, 1, d)
     W0 = near_start(rng, W_star, NEAR_DISTANCE)
     out = {"d": d, "start_distance": relative_distance(W0, W_star), "euler": []}
-    sliding = run_flow(W0, W_star, "H-true", prof["euler_t"], prof["max_nfev"])
+    sliding = measure_flow(W0, W_star, "H-true", prof["euler_t"], prof["max_nfev"])
     sliding.pop("W_end")
     out["sliding"] = sliding
     lock = [e for e in sliding["locks"] if e["event"] == "lock"]
@@ -279,12 +275,12 @@ def _sample_runs(W0, W_star, X, cfg: dict, lr: dict, pop: dict, seed: int) -> di
                 traj = train_finite_sample(W0, W_star, X, part, lr[rule][part], cfg["steps"], batch, seed=seed)
                 dist, s = _trajectory_summary(traj, W_star, lr[rule][part])
                 full_grad = float(np.linalg.norm(empirical_gradient(traj[-1], W_star, X, part).cpu().numpy()) / scale)
-                stalled = bool(dist[-1] > 1e-8 and np.linalg.norm(traj[-1] - traj[-2]) / scale < 1e-12)
+                last_step = float(np.linalg.norm(traj[-1] - traj[-2]) / scale)  # judge.is_stalled reads it
                 ref = pop[(part, lr[rule][part])]
                 dev = np.linalg.norm((traj - ref).reshape(len(traj), -1), axis=1) / scale
                 runs[f"{method}/{rule}/{part}"] = {
                     **s, "final_distance": float(max(dist[-1], 0.0)),
-                    "final_full_batch_gradient_norm": full_grad, "stalled_at_stationary_point": stalled,
+                    "final_full_batch_gradient_norm": full_grad, "final_step_norm": last_step,
                     "max_deviation_from_population": float(dev.max()),
                     "distance": downsample(np.arange(len(dist)), np.maximum(dist, 1e-300))[1]}
     return runs
@@ -317,17 +313,6 @@ def finite_samples(ctx: Context, prof: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- summaries
-def reach_counts(runs: list) -> dict:
-    """Per flow and start: runs, runs that reach the teacher, and the count of every end."""
-    reach = {}
-    for fl in FLOWS:
-        for start in ("near", "far"):
-            sel = [r for r in runs if r["flow"] == fl and r["start"] == start]
-            reach[f"{fl}/{start}"] = {"runs": len(sel), "teacher": sum(r["end"] == "teacher" for r in sel),
-                                      "ends": {e: sum(r["end"] == e for r in sel) for e in sorted({r["end"] for r in sel})}}
-    return reach
-
-
 def acceleration_stats(acc: list, widths) -> dict:
     """Quartiles of every acceleration ratio over instances, overall and per width, and the censored counts."""
     out = {}
@@ -337,19 +322,6 @@ def acceleration_stats(acc: list, widths) -> dict:
             for K in widths:
                 out[f"{fl}/{key}/K={K}"] = stats([r.get(key) for r in acc if r["flow"] == fl and r["K"] == K])
         out[f"{fl}/censored_time_ratio_1e-06"] = sum("time_ratio_1e-06_lower_bound" in r for r in acc if r["flow"] == fl)
-    return out
-
-
-def prediction_errors(runs: list) -> dict:
-    """Relative error of the predicted rate, per flow, over the runs that reach the teacher (window fits)."""
-    out = {}
-    for fl in FLOWS:
-        errs = []
-        for r in runs:
-            if r["flow"] == fl and r["end"] == "teacher" and r["late_rate"]["rate"] and r["late_rate"]["window"] == "window":
-                p = r.get("predicted_rate_along_run", r["predicted_rate"])
-                errs.append(abs(r["late_rate"]["rate"] - p) / p)
-        out[fl] = stats(errs)
     return out
 
 
@@ -384,7 +356,7 @@ def deviation_slopes(fs: dict) -> dict:
 
 
 def compute(ctx: Context, prof: dict) -> dict:
-    """Every number of the report (the JSON's ``data``)."""
+    """Every number of the report, as plain data (no label: :func:`.judge.labelled` adds them for the JSON)."""
     t0 = time.perf_counter()
     single = theory_flow.summary()
     runs, teachers = population_runs(ctx, prof)
@@ -407,8 +379,6 @@ def compute(ctx: Context, prof: dict) -> dict:
         "runs": runs,
         "acceleration": acc,
         "acceleration_stats": acceleration_stats(acc, prof["widths"]),
-        "reach": reach_counts(runs),
-        "prediction_relative_error": prediction_errors(runs),
         "kink": kink,
         "finite_samples": fs,
         "finite_sample_acceleration": fs_acc,

@@ -12,18 +12,152 @@ keys a function reads).  The verdict rule (docs/claims.md, claim 4):
 Both → ``confirmed with qualifications`` (the qualifications: a gain in time, i.e. at a common
 step, not at curvature-matched steps); exactly one → ``inconclusive``; neither → ``refuted``; a
 condition that cannot be judged (``None``) → ``inconclusive``.
+
+The labels are the judge's too, each from numbers the compute layer records for it: where a
+population run ends (:func:`run_end`: ``final_distance``, ``late_rate``, ``status``,
+``final_field_norm``) and whether a finite-sample run stalled (:func:`is_stalled`:
+``final_distance``, ``final_step_norm``); :func:`labels` gives them for a whole report, and
+:func:`labelled` puts them into the report's ``data`` (the JSON keeps ``end``,
+``stalled_at_stationary_point``, ``reach`` and ``prediction_relative_error``).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from numerics.flows import FLOWS, RECENTER_DISTANCE
 from verify.report import fmt
 
-from .compute import FS_EPS, STILL_ON_THE_WAY, stats
+from .compute import FS_EPS, stats
+
+# ----------------------------------------------------------------------------- labels: where a run ends
+TEACHER = "teacher"
+CRITICAL_POINT = "another critical point"
+STILL_ON_THE_WAY = ("approaching the teacher (1e-6 not reached in time)", "no convergence in the time allowed",
+                    "integration stalled (evaluation cap)")  # ends of runs that were cut by the time or the cap
+# A run "reaches the teacher" at the smallest distance its times are measured to (compute.EPSILONS[-1]): a run
+# labelled so has a T(1e-6), the time the acceleration T_L/T_H is taken at.
+TEACHER_DISTANCE = 1e-6
+# Short of that, a run still counts as approaching the teacher (cut by t_max, not stopped) below the distance at
+# which the integrator re-centres on the matched teacher (numerics.flows.RECENTER_DISTANCE = 1e-2: the
+# permutation is settled and the error control is relative to the distance there) ...
+APPROACH_DISTANCE = RECENTER_DISTANCE
+# ... provided its fitted late rate is positive: the distance was still falling when the time ran out.
+APPROACH_RATE = 0.0
+# Elsewhere (not near the teacher, or no longer getting closer), a flow field |F(W_end)| below 1e-4 |W*| at the
+# last point is a run that came to rest at another critical point: four decades below the field at a start
+# (O(|W*|) at relative distance O(1)); a run that keeps more is still moving ("no convergence in the time allowed").
+CRITICAL_FIELD = 1e-4
+# numerics.flows.integrate's status starts so when its cap on right-hand-side evaluations (max_nfev) stopped the
+# solver: the run was cut by the cap, whatever its distance, unless it had reached the teacher.
+CAP_STATUS = "evaluation cap"
+
+# ----------------------------------------------------------------------------- labels: stalled training
+# A finite-sample run stalled when its last step moved the weights by less than 1e-12 |W*| while it was still more
+# than 1e-8 |W*| from the teacher: the autograd gradient vanished to rounding (four decades above float64
+# resolution, 1e-16 |W*|, and below a live step there, about distance/κ ≥ 1e-8/500 for the condition numbers κ of
+# these teachers) at a point that is not the teacher.  At or below 1e-8 (the bottom of the fit window
+# numerics.flows.FIT_WINDOW) a run that stops moving has converged.
+STALL_DISTANCE = 1e-8
+STALL_STEP = 1e-12
 
 SLOPE_TOLERANCE = 0.25  # |slope + 1/2| within which a deviation is said to scale like n^(-1/2)
 PROPORTIONAL_SPREAD = 1.5  # max/min of floor/(h/2pi) below which the Euler floors are said to be ∝ h
 EULER_FLOOR = 1e-6  # an Euler floor above this relative distance is a stall
+
+
+def run_end(run: dict) -> str:
+    """Where a population run ends, from its numbers (``final_distance``, ``status``, ``late_rate`` and
+    ``final_field_norm``, as :func:`.compute.measure_flow` records them): ``teacher``
+    (:data:`TEACHER_DISTANCE`), cut by the evaluation cap (:data:`CAP_STATUS`), approaching the teacher
+    (:data:`APPROACH_DISTANCE`, :data:`APPROACH_RATE`), another critical point (:data:`CRITICAL_FIELD`), or no
+    convergence in the time allowed."""
+    dist, rate = run["final_distance"], run["late_rate"]["rate"]
+    if dist <= TEACHER_DISTANCE:
+        return TEACHER
+    if run["status"].startswith(CAP_STATUS):
+        return STILL_ON_THE_WAY[2]
+    if dist < APPROACH_DISTANCE and rate is not None and rate > APPROACH_RATE:
+        return STILL_ON_THE_WAY[0]
+    return CRITICAL_POINT if run["final_field_norm"] < CRITICAL_FIELD else STILL_ON_THE_WAY[1]
+
+
+def is_stalled(run: dict) -> bool:
+    """Whether a finite-sample run stalled at a stationary point that is not the teacher: farther than
+    :data:`STALL_DISTANCE` from it (``final_distance``) with a last step below :data:`STALL_STEP`
+    (``final_step_norm``, relative to ``|W*|``)."""
+    return bool(run["final_distance"] > STALL_DISTANCE and run["final_step_norm"] < STALL_STEP)
+
+
+def reach_counts(runs: list, ends: list) -> dict:
+    """Per flow and start: runs, runs that reach the teacher, and the count of every end (``ends[i]``: where
+    ``runs[i]`` ends)."""
+    reach = {}
+    for fl in FLOWS:
+        for start in ("near", "far"):
+            sel = [e for r, e in zip(runs, ends) if r["flow"] == fl and r["start"] == start]
+            reach[f"{fl}/{start}"] = {"runs": len(sel), "teacher": sum(e == TEACHER for e in sel),
+                                      "ends": {e: sum(x == e for x in sel) for e in sorted(set(sel))}}
+    return reach
+
+
+def prediction_errors(runs: list, ends: list) -> dict:
+    """Relative error of the predicted rate, per flow, over the runs that reach the teacher (window fits)."""
+    out = {}
+    for fl in FLOWS:
+        errs = []
+        for r, e in zip(runs, ends):
+            if r["flow"] == fl and e == TEACHER and r["late_rate"]["rate"] and r["late_rate"]["window"] == "window":
+                p = r.get("predicted_rate_along_run", r["predicted_rate"])
+                errs.append(abs(r["late_rate"]["rate"] - p) / p)
+        out[fl] = stats(errs)
+    return out
+
+
+def labels(data: dict) -> dict:
+    """Every label of a report, from its numbers: ``ends`` (one per ``data["runs"]``), ``kink_end`` (the sliding
+    run at the kink), ``stalled_flags`` (one dict per finite-sample size, run key → stalled), and what counts and
+    filters by them: ``reach`` and ``prediction_relative_error``."""
+    ends = [run_end(r) for r in data["runs"]]
+    return {"ends": ends, "kink_end": run_end(data["kink"]["sliding"]),
+            "stalled_flags": [{key: is_stalled(r) for key, r in row["runs"].items()}
+                              for row in data["finite_samples"]["samples"]],
+            "reach": reach_counts(data["runs"], ends),
+            "prediction_relative_error": prediction_errors(data["runs"], ends)}
+
+
+def _with_end(run: dict, end: str) -> dict:
+    """``run`` with ``end`` after its ``flow`` (where the JSON has always kept it)."""
+    out = {}
+    for key, value in run.items():
+        out[key] = value
+        if key == "flow":
+            out["end"] = end
+    out.setdefault("end", end)
+    return out
+
+
+def labelled(numbers: dict) -> dict:
+    """The report's ``data``: the compute layer's ``numbers`` with :func:`labels` put in where the JSON keeps them
+    (every run's ``end``, the kink's sliding run's ``end``, each finite-sample run's ``stalled_at_stationary_point``,
+    and ``reach`` and ``prediction_relative_error`` after ``acceleration_stats``).  ``numbers`` is not changed."""
+    lab = labels(numbers)
+    fs = numbers["finite_samples"]
+    samples = [{**row, "runs": {key: {**r, "stalled_at_stationary_point": flags[key]}
+                                for key, r in row["runs"].items()}}
+               for row, flags in zip(fs["samples"], lab["stalled_flags"])]
+    out = {}
+    for key, value in numbers.items():
+        if key == "runs":
+            value = [_with_end(r, e) for r, e in zip(value, lab["ends"])]
+        elif key == "kink":
+            value = {**value, "sliding": _with_end(value["sliding"], lab["kink_end"])}
+        elif key == "finite_samples":
+            value = {**value, "samples": samples}
+        out[key] = value
+        if key == "acceleration_stats":
+            out["reach"] = lab["reach"]
+            out["prediction_relative_error"] = lab["prediction_relative_error"]
+    return out
 
 
 # ----------------------------------------------------------------------------- the verdict
@@ -56,6 +190,10 @@ def verdict(is_faster: bool | None, does_survive: bool | None) -> str:
 
 
 # ----------------------------------------------------------------------------- shared facts
+def _reach(data: dict) -> dict:
+    return reach_counts(data["runs"], [run_end(r) for r in data["runs"]])
+
+
 def _kappa_medians(data: dict) -> tuple:
     """Medians over all teachers of the predicted common-step and curvature-matched per-iteration gains
     (and the statistics of the latter)."""
@@ -79,7 +217,7 @@ def stalled_runs(data: dict) -> list:
     out = []
     for row in fs["samples"]:
         for key, run_ in row["runs"].items():
-            if run_.get("stalled_at_stationary_point") and not (same_h and key.endswith("matched/H")):
+            if is_stalled(run_) and not (same_h and key.endswith("matched/H")):
                 out.append((row["n"], key, run_["final_distance"]))
     return out
 
@@ -131,10 +269,11 @@ def kink_sentences(kink: dict, prof: dict, rtol: float) -> str:
         parts.append(f"A plain adaptive RK45 (rtol {rtol:g}) keeps rejecting steps at the kink "
                      f"(capped at {prof['rk_cap']} evaluations).")
     sl = kink["sliding"]
-    if sl["end"] == "teacher":
+    end = run_end(sl)
+    if end == TEACHER:
         parts.append("The sliding treatment (section 3) has neither problem.")
     else:
-        parts.append(f"The sliding treatment (section 3) ends at distance {sl['final_distance']:.2g} ({sl['end']}).")
+        parts.append(f"The sliding treatment (section 3) ends at distance {sl['final_distance']:.2g} ({end}).")
     return " ".join(parts)
 
 
@@ -163,7 +302,7 @@ def stall_paragraph(stalled: list) -> str | None:
 
 def summary_sentence(data: dict) -> str:
     """The verdict's one-sentence summary of the numbers."""
-    s, reach, fs_acc = data["acceleration_stats"], data["reach"], data["finite_sample_acceleration"]
+    s, reach, fs_acc = data["acceleration_stats"], _reach(data), data["finite_sample_acceleration"]
     tm, rr, tt = s["H-mean/time_ratio_1e-06"], s["H-mean/rate_ratio"], s["H-true/time_ratio_1e-06"]
     pop_acc = data["population_gd_acceleration"]
     kc, km, kms = _kappa_medians(data)
@@ -242,7 +381,7 @@ def matched_step_sentence(data: dict) -> str:
 
 def far_start_sentence(data: dict) -> str:
     """Far starts: which flows reach the teacher more often, and whether the fractions are cut by the time allowed."""
-    reach, prof = data["reach"], data["profile_settings"]
+    reach, prof = _reach(data), data["profile_settings"]
     n_far = reach["L/far"]["runs"]
     if not n_far:
         return ""
@@ -254,7 +393,7 @@ def far_start_sentence(data: dict) -> str:
     else:
         text = (f"Far starts: not more runs reach the teacher within the time allowed under `H` than under `L` "
                 f"(L {L}, H-mean {Hs[0]}, H-true {Hs[1]} of {n_far})")
-    way = [r for r in data["runs"] if r["start"] == "far" and r["end"] in STILL_ON_THE_WAY]
+    way = [r for r in data["runs"] if r["start"] == "far" and run_end(r) in STILL_ON_THE_WAY]
     if not way:
         return text + "."
     Ks = sorted({r["K"] for r in way})
@@ -310,7 +449,8 @@ def convention(data: dict) -> str:
 
 
 def judge(data: dict) -> dict:
-    """The verdict, the rule's inputs, and every finding sentence of the report."""
+    """The verdict, the rule's inputs, every finding sentence of the report, and its labels (:func:`labels`:
+    ``ends``, ``kink_end``, ``stalled_flags``, ``reach``, ``prediction_relative_error``), all from the numbers."""
     is_faster = faster(data["acceleration_stats"])
     does_survive = survives(data["finite_sample_acceleration"])
     stalled = stalled_runs(data)
@@ -331,4 +471,5 @@ def judge(data: dict) -> dict:
         "step_size_note": step_size_note(data["finite_samples"]["step_sizes"]),
         "stalls": stall_paragraph(stalled),
         "stalled": stalled,
+        **labels(data),
     }

@@ -1,7 +1,8 @@
 """Render layer of the gradient-flow report: Markdown and figures from the computed data and the judgement.
 
-Every sentence that states a finding comes from :mod:`.judge`; this module only lays out tables,
-method descriptions and figures.
+Every sentence that states a finding comes from :mod:`.judge`, and so does every label (where a run
+ends, which runs stalled, the counts by end): this module reads them from the judgement and only
+lays out tables, method descriptions and figures.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 from numerics.flows import FLOWS
 from verify.report import fmt, pyplot
 
+from . import judge as judge_
 from .compute import FS_EPS
 
 COLORS = {"L": "C0", "H-mean": "C1", "H-true": "C2"}
@@ -40,13 +42,15 @@ def fig_trajectories(runs, K, d):
     return fig
 
 
-def fig_rates(runs):
+def fig_rates(runs, ends):
+    """Measured against predicted late rate of the runs that reach the teacher (``ends``: the judge's, one per run)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 5))
     lo, hi = 1e9, 0
     for fl in FLOWS:
-        pts = [(r.get("predicted_rate_along_run", r["predicted_rate"]), r["late_rate"]["rate"]) for r in runs
-               if r["flow"] == fl and r["end"] == "teacher" and r["late_rate"]["rate"]]
+        pts = [(r.get("predicted_rate_along_run", r["predicted_rate"]), r["late_rate"]["rate"])
+               for r, end in zip(runs, ends)
+               if r["flow"] == fl and end == judge_.TEACHER and r["late_rate"]["rate"]]
         if pts:
             p, m = np.array(pts).T
             ax.scatter(p, m, s=18, color=COLORS[fl], label=fl, alpha=0.8)
@@ -137,13 +141,14 @@ def fig_finite(fs):
     return fig
 
 
-def figures(name: str, data: dict) -> dict:
-    """File name -> figure."""
+def figures(name: str, data: dict, j: dict | None = None) -> dict:
+    """File name -> figure (``j``: the judgement, for the labels; judged here from ``data`` when not given)."""
+    j = judge_.labels(data) if j is None else j
     prof = data["profile_settings"]
     K_fig = 4 if 4 in prof["widths"] else prof["widths"][-1]
     d_fig = 20 if 20 in prof["dims"] else prof["dims"][0]
     return {f"{name}_trajectories.png": fig_trajectories(data["runs"], K_fig, d_fig),
-            f"{name}_rates.png": fig_rates(data["runs"]),
+            f"{name}_rates.png": fig_rates(data["runs"], j["ends"]),
             f"{name}_acceleration.png": fig_acceleration(data["acceleration"], prof["widths"]),
             f"{name}_kink.png": fig_kink(data["kink"]),
             f"{name}_finite_samples.png": fig_finite(data["finite_samples"])}
@@ -189,7 +194,7 @@ def section_single_node(data: dict, j: dict) -> str:
              "so a fitted rate approaches 1 from below (bias ≈ 1/t). The true gradient of `H` reaches the teacher's "
              "ray in finite time (first order: `t = log(1 + 2π p₀/|w*|)`, `p₀` the orthogonal distance) and then "
              "slides on it with radial rate 1. " + j["single_node"]]
-    single_rows = [r for r in data["runs"] if r["K"] == 1 and r["end"] == "teacher"
+    single_rows = [r for r, end in zip(data["runs"], j["ends"]) if r["K"] == 1 and end == judge_.TEACHER
                    and r["late_rate"]["window"] == "window"]
     if single_rows:
         lines += ["", "Measured (K = 1 runs that reach the teacher, fit window as above):", "",
@@ -203,8 +208,8 @@ def section_single_node(data: dict, j: dict) -> str:
     return "\n".join(lines)
 
 
-def section_rates(name: str, data: dict) -> str:
-    prof, pred_err = data["profile_settings"], data["prediction_relative_error"]
+def section_rates(name: str, data: dict, j: dict) -> str:
+    prof, pred_err = data["profile_settings"], j["prediction_relative_error"]
     lines = ["## 2. Predicted against measured rates", "",
              "Predictions for K ≥ 1: **L**: smallest real eigenvalue of `numerics.hessian(W*, W*, \"L\", \"mean\")` "
              "(exists at the teacher). **H-mean**: the Jacobian does not exist at the teacher, so the spectrum is "
@@ -233,7 +238,7 @@ def section_rates(name: str, data: dict) -> str:
     return "\n".join(lines)
 
 
-def section_runs(name: str, data: dict) -> str:
+def section_runs(name: str, data: dict, j: dict) -> str:
     prof, c = data["profile_settings"], data["constants"]
     lines = ["## 3. The runs", "",
              f"Teachers: rows `N(0, I_d/d)`, seeded; starts **near** (relative distance {c['near_distance']}) and **far** "
@@ -246,16 +251,16 @@ def section_runs(name: str, data: dict) -> str:
              "lock, so the projection changes times by less than 1e-5).", "",
              f"![trajectories]({name}_trajectories.png)", "",
              "| flow | start | runs | reach the teacher (≤ 1e-6) | where the others end |", "|---|---|---|---|---|"]
-    for key, v in data["reach"].items():
+    for key, v in j["reach"].items():
         fl, start = key.split("/")
         others = ", ".join(f"{e}: {c}" for e, c in v["ends"].items() if e != "teacher") or "—"
         lines.append(f"| {fl} | {start} | {v['runs']} | {v['teacher']} ({v['teacher'] / max(v['runs'], 1):.0%}) | {others} |")
     lines += ["", "<details><summary>every run</summary>", "",
               "| K | d | rep | start | flow | end | T(1e-2) | T(1e-4) | T(1e-6) | late rate (window) | predicted | RHS evals |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in data["runs"]:
+    for r, end in zip(data["runs"], j["ends"]):
         lr_ = r["late_rate"]
-        lines.append(f"| {r['K']} | {r['d']} | {r['rep']} | {r['start']} | {r['flow']} | {r['end']} | "
+        lines.append(f"| {r['K']} | {r['d']} | {r['rep']} | {r['start']} | {r['flow']} | {end} | "
                      + " | ".join(fmt(r["time_to"][f"{e:g}"], ".2f") for e in c["epsilons"])
                      + f" | {fmt(lr_['rate'], '.4f')} ({lr_['window']}) | "
                      f"{fmt(r.get('predicted_rate_along_run', r['predicted_rate']), '.4f')} | {r['nfev']} |")
@@ -311,8 +316,8 @@ def _fs_cell(c):
     return f"{fmt(c['L'], 'd')} / {fmt(c['H'], 'd')} ({fmt(c['ratio'], '.2f')})"
 
 
-def _fs_final(run_):
-    tag = " (stalled)" if run_.get("stalled_at_stationary_point") else ""
+def _fs_final(run_, stalled: bool):
+    tag = " (stalled)" if stalled else ""
     return f"{run_['final_distance']:.2g}{tag}"
 
 
@@ -338,13 +343,13 @@ def section_finite_samples(name: str, data: dict, j: dict) -> str:
              "| n | GD: max deviation from population, L | H | GD common: iterations L / H (ratio) | GD matched | "
              "SGD common | SGD matched | final distance GD L / H (common) | SGD L / H (common) |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for row, a_ in zip(fs["samples"], fs_acc):
+    for row, a_, flags in zip(fs["samples"], fs_acc, j["stalled_flags"]):
         R = row["runs"]
         lines.append(f"| {row['n']} | {R['GD/common/L']['max_deviation_from_population']:.3g} | "
                      f"{R['GD/common/H']['max_deviation_from_population']:.3g} | {_fs_cell(a_['GD_common'])} | "
                      f"{_fs_cell(a_['GD_matched'])} | {_fs_cell(a_['SGD_common'])} | {_fs_cell(a_['SGD_matched'])} | "
-                     f"{_fs_final(R['GD/common/L'])} / {_fs_final(R['GD/common/H'])} | "
-                     f"{_fs_final(R['SGD/common/L'])} / {_fs_final(R['SGD/common/H'])} |")
+                     + " / ".join(_fs_final(R[k], flags[k]) for k in ("GD/common/L", "GD/common/H")) + " | "
+                     + " / ".join(_fs_final(R[k], flags[k]) for k in ("SGD/common/L", "SGD/common/H")) + " |")
     lines.append(f"| population | 0 | 0 | {_fs_cell(pop_acc['common'])} | {_fs_cell(pop_acc['matched'])} | — | — | "
                  f"{fs['population']['common/L']['final_distance']:.2g} / {fs['population']['common/H']['final_distance']:.2g} | — |")
     if j["stalls"]:
@@ -362,6 +367,6 @@ def section_verdict(j: dict) -> str:
 
 def markdown(name: str, data: dict, j: dict) -> list:
     """The report's Markdown blocks, in order."""
-    return [intro(data), section_single_node(data, j), section_rates(name, data), section_runs(name, data),
+    return [intro(data), section_single_node(data, j), section_rates(name, data, j), section_runs(name, data, j),
             section_acceleration(name, data), section_kink(name, data, j), section_finite_samples(name, data, j),
             section_verdict(j)]
