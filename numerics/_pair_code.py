@@ -2572,7 +2572,7 @@ SOURCE_SHA256 = {
     'theory/activations.py': '0cd8471585e764d846471c80f04a04186c7e3e573eaf97612a75d019d2a71db7',
     'theory/cache.py': '41732103c8cf6d1742d58d439b10e9f050d5bb5506bc5259b14a55eaf5538ba7',
     'theory/calculus.py': 'c9afaba542fc87ab8990e0a937484803f08108c868a24ab96aa7a9eae96f7d8d',
-    'theory/codegen.py': '12a73c14eb22f81463cfa5a3164d4fc0216e016dda49b2932a6dc01b38a96ae6',
+    'theory/codegen.py': '5fbe6e7da433e4d3fdf52e9602bcd3cc3d2e2a19335236e94e6d2b4ab86c6617',
     'theory/expansions.py': '64564d418809f03528f006d1ee5dcd8cac864c473700773987101dd4f25e5d6f',
     'theory/kernels.py': 'f3ae72007e347bc7e7f3265b4628eb562afd3f466f612ff22f4ca51756d4fd4f',
     'theory/pairs.py': '436cdb0d14b13687d412b8ac935d9c657a2e77c87d13dd327cae93e274debc09',

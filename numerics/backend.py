@@ -52,6 +52,7 @@ from functools import lru_cache
 
 from . import xp_geometry
 from .compile import SWITCH, SWITCH_COS, generated, pair_function
+from .matching import match_candidates
 from .validation import GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, is_backend_array
 
 
@@ -103,6 +104,14 @@ def _operands(W, W_star):
     _check_shapes(*out)
     _check_values(xp, *out)
     return xp, out[0], out[1]
+
+
+def in_callers_type(W, W_star, arrays) -> list:
+    """NumPy ``arrays`` as arrays of the caller's namespace, dtype and device (those of the arrays among ``W``,
+    ``W_star``, as :func:`_operands` settles them): results computed by NumPy for a tensor caller (the model
+    family's gradients and Hessians, :mod:`numerics.population`) handed back in the caller's type."""
+    xp, Wt, _ = _operands(W, W_star)
+    return [xp.asarray(o, dtype=Wt.dtype, device=_device(Wt)) for o in arrays]
 
 
 def _from_host(xp, x, name: str, dtype, device):
@@ -208,15 +217,13 @@ def _self_pairs(xp, rows: int, M: int, like):
 # ----------------------------------------------------------------------------- matching near the teacher
 def _matched(xp, theta_st, norms_w, norms_s) -> list:
     """``[(batch index, j, t)]``: per instance, the greedy one-to-one matching of students to teachers
-    within ``SWITCH`` radians, by :func:`numerics.population._match_candidates` (closest angle first, ties
+    within ``SWITCH`` radians, by :func:`numerics.matching.match_candidates` (closest angle first, ties
     to the smaller relative gap of norms, then the lower ``j``, ``t``)."""
     near = _nonzero(theta_st < SWITCH)
     if not near:
         return []
     th, nw, ns = _host(theta_st), _host(xp.broadcast_to(norms_w, theta_st.shape[:-1])), _host(
         xp.broadcast_to(norms_s, theta_st.shape[:-2] + theta_st.shape[-1:]))
-    from .population import _match_candidates
-
     by_instance = {}
     for idx in near:
         b, j, t = idx[:-2], idx[-2], idx[-1]
@@ -225,7 +232,7 @@ def _matched(xp, theta_st, norms_w, norms_s) -> list:
     out = []
     for b, cands in by_instance.items():
         gaps = {(j, t): gap for _, j, t, gap in cands}
-        out += [(b, j, t) for j, t in _match_candidates(cands, lambda j, t: gaps[(j, t)])]
+        out += [(b, j, t) for j, t in match_candidates(cands, lambda j, t: gaps[(j, t)])]
     return out
 
 

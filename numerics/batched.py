@@ -6,12 +6,15 @@ very call per instance; :func:`gradient`, :func:`loss` and :func:`hessian` compu
 the single call would take through its fast assembly together (:mod:`numerics.fast_gradient`,
 :mod:`numerics.fast_loss`, :mod:`numerics.fast_hessian`: the same functions on stacked arrays) and
 hand every other instance to the single call.
+
+The single call (and, for Hessians, the memory check) is passed in by :mod:`numerics.population`, which
+dispatches batched calls here: this module does not import it back.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import fast_gradient, fast_hessian, fast_loss, population
+from . import fast_gradient, fast_hessian, fast_loss
 from .exact_sum import fsum_rows
 from .validation import _SAFE_SQUARED_NORMS, BatchPlan
 
@@ -49,9 +52,10 @@ _BATCH_CHUNK_ENTRIES = 16384  # pair entries per chunk of instances (128 KiB per
 BATCH_CHUNK_ENTRIES = _BATCH_CHUNK_ENTRIES  # public for the benchmarks: the chunk size they time the pair passes at
 
 
-def gradient(W, W_star, part: str, field: str) -> np.ndarray:
-    """:func:`gradient` of a batched call: :func:`over_batch`, with the instances that the single-instance
-    call would evaluate on its fast path computed together by :func:`_gradient_stacked`.
+def gradient(W, W_star, part: str, field: str, *, single) -> np.ndarray:
+    """:func:`numerics.population.gradient` of a batched call: :func:`over_batch` of ``single`` (that very
+    function, passed in by it), with the instances that it would evaluate on its fast path computed together
+    by :func:`_gradient_stacked`.
 
     An instance is *fast* when the single call on it would take ``k = 0`` (both operands real NumPy
     arrays, every squared row norm in :data:`numerics.validation._SAFE_SQUARED_NORMS`) and the fast
@@ -91,15 +95,16 @@ def gradient(W, W_star, part: str, field: str) -> np.ndarray:
                     ok = _gradient_stacked(Wb[sel], Wsb[sel], part, field, n2wb[sel], n2sb[sel], res)
                     flat[sel[ok]] = res[ok]
                     fast_flat[sel[ok]] = True
-    _by_single_calls(out, ~fast, plan, population.gradient, (part, field))
+    _by_single_calls(out, ~fast, plan, single, (part, field))
     return out
 
 
 _LOSS_CHUNK_ENTRIES = 32768  # pair entries per chunk of a batched loss (measured best of 8192..131072)
 
 
-def loss(W, W_star, part: str) -> np.ndarray:
-    """:func:`numerics.population.loss` of a batched call: every instance equals the single call bit for bit.
+def loss(W, W_star, part: str, *, single) -> np.ndarray:
+    """:func:`numerics.population.loss` of a batched call (``single``: that very function, passed in by it):
+    every instance equals the single call bit for bit.
 
     Instances on the plain path of :mod:`numerics.fast_loss` (finite, no zero row, the common exponent rule,
     every pair other than a row with itself more than ``SWITCH`` from 0 and pi) are evaluated here together
@@ -132,25 +137,27 @@ def loss(W, W_star, part: str) -> np.ndarray:
             done = np.isfinite(scaled)  # an overflow: the single call raises its error for the instance
             flat[sel[done]] = scaled[done]
             fast_flat[sel[done]] = True
-    _by_single_calls(out, ~fast, plan, population.loss, (part,))
+    _by_single_calls(out, ~fast, plan, single, (part,))
     return out
 
 
 _HESSIAN_CHUNK_ENTRIES = 1 << 18  # result and direction entries per chunk of a batched Hessian (2 MiB: measured best of 2**17..2**20)
 
 
-def hessian(W, W_star, part: str, field: str) -> np.ndarray:
-    """:func:`numerics.population.hessian` of a batched call: every instance equals the single call bit for bit.
+def hessian(W, W_star, part: str, field: str, *, single, check_memory) -> np.ndarray:
+    """:func:`numerics.population.hessian` of a batched call (``single``: that very function, passed in by it):
+    every instance equals the single call bit for bit.
 
     The single call scales each instance by ``2**k`` (:func:`numerics.validation.prepare`) and assembles a
     separated instance by :mod:`numerics.fast_hessian` on its stack of one.  Instances in the common case of
     that scaling (:func:`numerics.fast_loss.exponents`) are scaled the same way here and assembled together,
     chunk by chunk, by the very functions the single call applies; those that turn out separated are kept,
     every other instance goes through the single call (which names any error with the instance's index).
-    The memory of the whole batch is checked before any work."""
+    The memory of the whole batch is checked before any work, by ``check_memory(n, part, batch shape)``
+    (:func:`numerics.population._check_batch_memory`, passed in with ``single``)."""
     plan = BatchPlan(W, W_star)
     K, Ks, d = plan.K, plan.K_star, plan.d
-    population._check_batch_memory(K * d, part, plan.shape)
+    check_memory(K * d, part, plan.shape)
     out = np.empty(plan.shape + (K * d, K * d))
     fast = np.zeros(plan.shape, dtype=bool)
     Wf, Wsf = _real_stack(plan.W), _real_stack(plan.W_star)
@@ -171,7 +178,7 @@ def hessian(W, W_star, part: str, field: str) -> np.ndarray:
                 fast_hessian.assemble(Wc, Wsc, c, n, part, field, res)
                 flat[sel[good]] = res[good]
                 fast_flat[sel[good]] = True
-    _by_single_calls(out, ~fast, plan, population.hessian, (part, field))
+    _by_single_calls(out, ~fast, plan, single, (part, field))
     return out
 
 

@@ -26,8 +26,9 @@ over the ``(K, K + K*)`` array (same values to rounding; only the branch away fr
 uses them).
 
 :func:`pair_function` is the compiled function of a generated pair expression (by its name in
-``numerics._pair_code.PAIRS``); ``theory.codegen.compile_pair(expr)`` compiles any SymPy
-expression the same way at run time.
+``numerics._pair_code.PAIRS``); :func:`compile_pair` compiles any SymPy expression the same way at
+run time (its branches from ``theory.codegen.compiled_branches``: numerics calls down into theory,
+never the reverse).
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class PairFunction:
     """A compiled pair expression; call with arrays ``(n_a, n_b, theta, psi)``.
 
     ``name``: its name in ``numerics._pair_code.PAIRS`` (``None``: compiled at run time by
-    ``theory.codegen.compile_pair``, which keeps the expression in ``symbolic``).  ``expr`` is the
+    :func:`compile_pair`, which keeps the expression in ``symbolic``).  ``expr`` is the
     SymPy expression (derived on first access for a generated function: imports SymPy).
     """
 
@@ -141,8 +142,11 @@ def pair_function(name: str) -> PairFunction:
     return PairFunction(**generated().PAIRS[name], name=name)
 
 
+@lru_cache(maxsize=None)
 def compile_pair(expr) -> PairFunction:
-    """Compile any SymPy pair expression at run time (imports SymPy): ``theory.codegen.compile_pair``."""
-    from theory.codegen import compile_pair as compile_now
+    """Compile any SymPy pair expression at run time (imports SymPy; one object per expression for the
+    process): the callables and flags of ``theory.codegen.compiled_branches``, wrapped here, so that the
+    generated functions and the run-time ones are built the same way."""
+    from theory.codegen import compiled_branches  # SymPy, only when asked
 
-    return compile_now(expr)
+    return PairFunction(**compiled_branches(expr))

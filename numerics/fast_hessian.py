@@ -23,17 +23,43 @@ chunk by chunk (:func:`numerics.batched.hessian`).  Elementwise passes, sums alo
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
+from .compile import generated, pair_function
 from .fast_gradient import _column_signs, _self_pairs
+
+
+@lru_cache(maxsize=None)
+def hessian_object(part: str, field: str) -> dict:
+    """The generated matrix object of ``part``, ``field`` (``OBJECTS[("hessian", part, field)]``): the
+    coefficient ``self_s`` of ``I`` in a row's own block, and the compiled coefficients of the diagonal sums
+    (``None`` where there are none) and of the off-diagonal blocks.  The general assembly of
+    :func:`numerics.population.hessian` reads the same objects; they live here, with the assembly that
+    needs them, so that this module imports nothing of ``population`` (which imports it)."""
+    spec = generated().OBJECTS[("hessian", part, field)]
+    return {
+        "self_s": spec["self_s"],
+        "diag": None if spec["diag"] is None else _matrix_object(spec["diag"]),
+        "off": _matrix_object(spec["off"]),
+    }
+
+
+def _matrix_object(spec: dict) -> dict:
+    return {
+        "coef": [pair_function(name) for name in spec["coef"]],
+        # d = 2: the in-plane coefficients B11 + s, B12, B21, B22 + s (the sums simplified symbolically)
+        "coef_plane": [pair_function(name) for name in spec["coef_plane"]],
+        "exists_parallel": spec["exists_parallel"],
+        "exists_antiparallel": spec["exists_antiparallel"],
+    }
 
 
 def assemble(W, W_star, c, n, part: str, field: str, out) -> None:
     """``out (N, K d, K d)`` = the matrix object of ``part``, ``field`` of the separated stacked instances
     ``W (N, K, d)``, ``W_star (N, K*, d)``, from their cosines ``c (N, K, K + K*)`` (self pairs 0) and row
     norms ``n (N, K + K*)`` as :func:`numerics.fast_gradient.cosines` gives them (``c`` is not changed)."""
-    from .population import _hessian_object  # population imports this module
-
     N, K, d = W.shape
     blocks = out.reshape(N, K, d, K, d)
     blocks[...] = 0.0
@@ -43,7 +69,7 @@ def assemble(W, W_star, c, n, part: str, field: str, out) -> None:
     th = np.arccos(c)  # |c| <= SWITCH_COS: as well conditioned as atan2 of this sine (numerics.fast_gradient)
     e1, e2 = directions(W, W_star, c, n)
     geometry = (n[:, :K, None], n[:, None, :], th, s, c)
-    objects = [_hessian_object(p, field) for p in (("L", "J") if part == "H" else (part,))]
+    objects = [hessian_object(p, field) for p in (("L", "J") if part == "H" else (part,))]
     # the blocks are linear in the coefficients: H's are L's plus J's, assembled once
     if K > 1:
         add_blocks(blocks, _summed([coefficients(obj["off"], geometry, K) for obj in objects]), e1, e2[:, :, :K])

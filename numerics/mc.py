@@ -42,7 +42,6 @@ small relative to the largest to be represented.  Seeds: :func:`check_seed` (int
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+# defined once in numerics.mc_common, below this module and numerics.mc_family (which must not import this
+# module: monte_carlo dispatches to it); SEED_RANGE, ShiftedMoments, check_seed and torch_device stay importable
+# from here too, where tests, benchmarks and docs use them
+from .mc_common import (SEED_RANGE, ShiftedMoments, available_bytes, check_seed, dicts_equal,  # noqa: F401
+                        torch_device)
 from .validation import PARTS, as_rows, check_part
 
 METHODS = ("plain", "subspace")
@@ -88,9 +92,9 @@ class MCEstimate:
         return (
             (self.n, self.method, self.seed, self.device, self.dtype)
             == (other.n, other.method, other.seed, other.device, other.dtype)
-            and _dicts_equal(self.loss, other.loss) and _dicts_equal(self.loss_se, other.loss_se)
-            and _dicts_equal(self.mean_field, other.mean_field)
-            and _dicts_equal(self.mean_field_se, other.mean_field_se)
+            and dicts_equal(self.loss, other.loss) and dicts_equal(self.loss_se, other.loss_se)
+            and dicts_equal(self.mean_field, other.mean_field)
+            and dicts_equal(self.mean_field_se, other.mean_field_se)
         )
 
     def __hash__(self):
@@ -105,42 +109,7 @@ class MCEstimate:
         return out
 
 
-def _dicts_equal(a: dict, b: dict) -> bool:
-    """Same keys and, per key, equal values: arrays by shape and value, scalars by ``==``."""
-    return a.keys() == b.keys() and all(np.array_equal(a[key], b[key]) for key in a)
-
-
 # ----------------------------------------------------------------------------- set-up and checks
-SEED_RANGE = (0, 2**32 - 1)
-
-
-def check_seed(seed) -> int:
-    """``seed`` as a Python ``int`` if it is a valid seed for this module; else ``ValueError``.
-
-    Valid seeds are the integers (``int`` or NumPy integer, not ``bool``) in
-    ``SEED_RANGE = [0, 2**32 - 1]``; they go to ``torch.Generator.manual_seed`` unchanged.
-    Why the range: ``manual_seed`` takes a 64-bit value, but the CPU generator seeds its
-    Mersenne Twister (mt19937) with the low 32 bits only, so on the CPU ``seed`` and
-    ``seed + 2**32`` (e.g. 0, 2**32 and 2**63) give the same samples, and ``2**64`` and
-    beyond overflow in the C layer.  Inside the range every seed gives its own stream (the
-    same stream as before this check existed); outside it there is no distinct stream to
-    give on the CPU, so the seed is refused rather than silently aliased.  Negative seeds,
-    booleans, floats (even integral ones) and strings are refused too.
-
-    Pure and cheap: meant also for command lines that validate ``--seed`` (and any seeds
-    they derive from it) before any work starts.
-    """
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer in [{SEED_RANGE[0]}, 2**32 - 1]; got {seed!r}")
-    seed = int(seed)
-    if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
-        raise ValueError(
-            f"seed must be in [0, 2**32 - 1] = [0, {SEED_RANGE[1]}]; got {seed}: torch's CPU generator uses only "
-            "the low 32 bits of a seed, so larger seeds would repeat the samples of smaller ones"
-        )
-    return seed
-
-
 def _generator(seed: int, dev: torch.device) -> torch.Generator:
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
@@ -159,23 +128,6 @@ def _check_step(h) -> float:
     if not (math.isfinite(h) and h > 0):
         raise ValueError(f"h (the relative step of the central differences) must be positive and finite; got {h!r}")
     return float(h)
-
-
-def torch_device(device) -> torch.device:
-    """The ``torch.device`` to sample on: ``None`` = CUDA when present, else the CPU; ``ValueError``
-    for an unknown device or CUDA without a GPU.  (The reports' ``--device auto|cpu|cuda`` is
-    :func:`verify.report.resolve_device`, which returns the name.)"""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was requested but no CUDA GPU is available")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda'; got {device!r}")
-    return dev
 
 
 def _checkpoints(n_samples) -> list:
@@ -197,15 +149,6 @@ def _checkpoints(n_samples) -> list:
     return [int(n) for n in seq]
 
 
-def _available_bytes(dev: torch.device) -> int:
-    if dev.type == "cuda":
-        return int(torch.cuda.mem_get_info(dev)[0])
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
-
-
 def _bytes_per_sample(K: int, P: int, width: int, itemsize: int, subspace: bool = False) -> int:
     # X (n x width), pre/act/ind/u (n x P each), V, T and their squares (n x width each), slack;
     # the subspace method also forms n x m^2 outer products
@@ -223,7 +166,7 @@ def _chunk_size(chunk_size, n_max, K, P, width, dtype, dev, subspace: bool = Fal
     """
     item = torch.finfo(dtype).bits // 8
     per = _bytes_per_sample(K, P, width, item, subspace)
-    avail = _available_bytes(dev)
+    avail = available_bytes(dev)
     if chunk_size is None:
         # small chunks stay in cache on a CPU; a GPU wants large ones
         budget = min(avail // 4, (2 << 30) if dev.type == "cuda" else (32 << 20))
@@ -440,52 +383,6 @@ def _weighted_outer(weights: torch.Tensor, Y: torch.Tensor, scratch: dict | None
         outer = buf[:n]
     torch.mul(Y[:, :, None], Y[:, None, :], out=outer)
     return (weights.T @ outer.reshape(n, m * m)).reshape(-1, m, m)
-
-
-class ShiftedMoments:
-    """Running mean and variance of a quantity (a tensor of any shape) fed in chunks: the one
-    accumulator of every Monte-Carlo witness in this module.
-
-    Sums are kept about a fixed shift ``c``, the first chunk's mean: ``S1 = sum (g - c)``,
-    ``S2 = sum (g - c)^2``, and the variance is ``(S2 - S1^2/n) / (n - 1)``.  With
-    :meth:`add_samples` every sample is shifted before it is squared, so a mean large against the
-    spread costs no digits (relative error ``~ eps``; unshifted it is ``~ eps mean^2/var``).
-    :meth:`add` takes a chunk's raw sum and sum of squares instead (the fused engine of
-    :func:`monte_carlo` forms them in one pass): the shift then keeps the chunks from adding
-    cancellation, but each chunk's own sum of squares carries ``~ eps mean^2/var`` relative.
-    """
-
-    def __init__(self):
-        self.n, self.shift, self.s1, self.s2 = 0, None, None, None
-
-    def add_samples(self, values: torch.Tensor) -> None:
-        """Add the samples ``values[0], values[1], ...`` (shifted before squaring)."""
-        if self.shift is None:
-            self.shift = values.mean(0).clone()
-            self.s1, self.s2 = torch.zeros_like(self.shift), torch.zeros_like(self.shift)
-        dev = values - self.shift
-        self.s1 += dev.sum(0)
-        self.s2 += (dev * dev).sum(0)
-        self.n += values.shape[0]
-
-    def add(self, total: torch.Tensor, total_sq: torch.Tensor, n: int) -> None:
-        """Add a chunk of ``n`` samples given by their raw sum and sum of squares."""
-        if self.shift is None:
-            self.shift = (total / n).clone()
-            self.s1, self.s2 = torch.zeros_like(total), torch.zeros_like(total_sq)
-        c = self.shift
-        self.s1 += total - n * c
-        self.s2 += total_sq - 2 * c * total + n * c * c
-        self.n += n
-
-    def mean(self) -> torch.Tensor:
-        return self.shift + self.s1 / self.n
-
-    def variance(self) -> torch.Tensor:
-        return torch.clamp((self.s2 - self.s1 * self.s1 / self.n) / (self.n - 1), min=0)
-
-    def standard_error(self) -> torch.Tensor:
-        return torch.sqrt(self.variance() / self.n)
 
 
 class _Accumulator:

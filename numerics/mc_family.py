@@ -23,7 +23,7 @@ Independence from the closed forms: this module shares nothing with them beyond 
   over the samples).  Its sample mean is the **mean field** ``E_x[grad l_part]`` (for ReLU-type
   activations autograd differentiates the indicator ``1{w.x > 0}`` to zero: the mean field, not
   the true gradient); the standard errors come from the per-sample values
-  (:class:`numerics.mc.ShiftedMoments`).
+  (:class:`numerics.mc_common.ShiftedMoments`).
 
 Streaming: chunks of samples, bounded memory (default chunk from a ~32 MB budget), the same
 seed, device, dtype and chunk size giving the same numbers.  Range: no rescaling of extreme
@@ -40,7 +40,8 @@ import numpy as np
 import torch
 
 from .family import Activation, Family, cov_sqrt, family
-from .mc import ShiftedMoments, _available_bytes, _dicts_equal, check_seed, torch_device
+# the pieces shared with numerics.mc, from the module below both (numerics.mc imports this module to dispatch)
+from .mc_common import ShiftedMoments, available_bytes, check_seed, dicts_equal, torch_device
 from .validation import as_rows
 
 _SECONDS_BEFORE_PROGRESS = 2.0
@@ -89,7 +90,7 @@ class FamilyMCEstimate:
         if not isinstance(other, FamilyMCEstimate):
             return NotImplemented
         return self._scalars() == other._scalars() and all(
-            _dicts_equal(getattr(self, f), getattr(other, f))
+            dicts_equal(getattr(self, f), getattr(other, f))
             for f in ("loss", "loss_se", "mean_field", "mean_field_se", "mean_field_a", "mean_field_a_se"))
 
     def __hash__(self):
@@ -270,7 +271,7 @@ def _bytes_per_sample(K: int, Ks: int, d: int, P: int, j2: bool, train_output: b
 
 
 def _chunk_size(chunk_size, n, per: int, dev) -> int:
-    avail = _available_bytes(dev)
+    avail = available_bytes(dev)
     if chunk_size is None:
         budget = min(avail // 4, (1 << 30) if dev.type == "cuda" else _CHUNK_BUDGET_BYTES)
         return int(max(1, min(n, budget // per)))
@@ -321,7 +322,7 @@ def monte_carlo_family(W, W_star, n_samples, *, seed, a=None, a_star=None, activ
     ``W`` ``(K, d)``, ``W_star`` ``(K*, d)``; the keywords ``a, a_star, activation, cov, sobolev,
     train_output`` as in :func:`numerics.family.family` (its ``ValueError`` for bad ones; e.g.
     ``lambda_2 != 0`` with ``relu`` names ``J2``).  ``n_samples``: one integer ``>= 2``.  ``seed``:
-    :func:`numerics.mc.check_seed`.  ``device``: ``None`` (GPU when present), ``"cpu"``, ``"cuda"``;
+    :func:`numerics.mc_common.check_seed`.  ``device``: ``None`` (GPU when present), ``"cpu"``, ``"cuda"``;
     ``dtype``: ``torch.float64`` or ``torch.float32``; ``chunk_size``: samples per chunk (default
     from a memory budget of ~32 MB on a CPU); ``progress``: ``True`` shows a bar, ``None`` shows
     one when the run is expected to take more than a few seconds, ``False`` never.

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .family import cov_sqrt
-from .mc import check_seed
+from .mc_common import check_seed
 from .mc_family import per_sample_family
 
 

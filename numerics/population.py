@@ -37,6 +37,7 @@ from . import fast_gradient, fast_hessian, fast_loss
 from .compile import SWITCH, generated, pair_function
 from .geometry import (geometry_from_cosines, paired_plane_directions, pair_geometry,
                        plane_directions)
+from .matching import match_candidates
 from .validation import (GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_part, is_batched, prepare,
                          wants_backend,
                          prepare_unscaled, stacked)
@@ -47,6 +48,7 @@ from .validation import (GRADIENT_FIELDS, HESSIAN_FIELDS, check_field, check_par
 # hold the pair functions by name, the constants and the existence flags derived by SymPy
 # (theory.codegen.specification: the derivation of each object is there).
 _loss_object = fast_loss.loss_object  # the loss objects live beside the plain path that uses them too
+_hessian_object = fast_hessian.hessian_object  # and the matrix objects beside the assembly that uses them too
 
 
 @lru_cache(maxsize=None)
@@ -60,26 +62,6 @@ def _vector_object(part: str, field: str) -> dict:
         "boundary": None if spec["boundary"] is None else pair_function(spec["boundary"]),
         **{k: pair_function(spec[k]) for k in ("alpha", "beta", "rho_alpha", "rho_beta")},
         **{k: spec[k] for k in ("half", "exists_parallel", "exists_antiparallel")},
-    }
-
-
-def _matrix_object(spec: dict) -> dict:
-    return {
-        "coef": [pair_function(name) for name in spec["coef"]],
-        # d = 2: the in-plane coefficients B11 + s, B12, B21, B22 + s (the sums simplified symbolically)
-        "coef_plane": [pair_function(name) for name in spec["coef_plane"]],
-        "exists_parallel": spec["exists_parallel"],
-        "exists_antiparallel": spec["exists_antiparallel"],
-    }
-
-
-@lru_cache(maxsize=None)
-def _hessian_object(part: str, field: str) -> dict:
-    spec = generated().OBJECTS[("hessian", part, field)]
-    return {
-        "self_s": spec["self_s"],
-        "diag": None if spec["diag"] is None else _matrix_object(spec["diag"]),
-        "off": _matrix_object(spec["off"]),
     }
 
 
@@ -107,8 +89,8 @@ def _match(theta: np.ndarray, K: int, norms: np.ndarray) -> list:
     ``Z``; returns ``[(j, p)]`` with ``p >= K`` a row of ``Z``, closest pairs first.
     """
     th = theta[:K, K:]
-    return _match_candidates([(float(th[j, t]), int(j), int(t) + K) for j, t in np.argwhere(th < SWITCH)],
-                             lambda j, p: abs(norms[j] - norms[p]) / norms[p])
+    return match_candidates([(float(th[j, t]), int(j), int(t) + K) for j, t in np.argwhere(th < SWITCH)],
+                            lambda j, p: abs(norms[j] - norms[p]) / norms[p])
 
 
 def _norm_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -163,13 +145,14 @@ def loss(W, W_star, part: str, *, a=None, a_star=None, activation="relu", cov=No
     if fam is not None:
         return _family_loss(W, W_star, part, fam, dict(a=a, a_star=a_star))
     if wants_backend(W, W_star):
-        from . import backend  # torch tensors (and other array namespaces): results in their type
+        from . import backend  # lazy (~30 ms that `import numerics` need not pay): tensors give tensors
 
         return backend.loss(W, W_star, part)
     if is_batched(W, W_star):
-        from . import batched  # it imports this module: loaded on the first batched call
+        from . import batched  # lazy, as backend: ~3 ms that `import numerics` need not pay
 
-        return batched.loss(W, W_star, part)
+        # the instances batched does not compute together come back to this very function
+        return batched.loss(W, W_star, part, single=loss)
     plain = fast_loss.single(W, W_star, part)  # the common case; the general path below gives the same bits
     value, k = plain if plain is not None else _general_loss(W, W_star, part)
     try:
@@ -196,7 +179,7 @@ def _family_of_call(W, W_star, a=None, a_star=None, activation="relu", cov=None,
     if (not force and a is None and a_star is None and activation == "relu" and cov is None
             and train_output is False and (sobolev is _DEFAULT_SOBOLEV or tuple(sobolev) == _DEFAULT_SOBOLEV)):
         return None
-    from .family import family
+    from .family import family  # lazy, as the family modules below: only calls beyond the paper's model load them
 
     fam = family(*_operand_dims(W, W_star), a=a, a_star=a_star, activation=activation, cov=cov, sobolev=sobolev,
                  train_output=train_output)
@@ -232,11 +215,11 @@ def _family_loss(W, W_star, part, fam, weights: dict):
     from . import family_population
 
     if wants_backend(W, W_star):
-        from . import backend
+        from . import backend  # lazy, as in loss
 
         return backend.family_loss(W, W_star, part, fam, **weights)
     if is_batched(W, W_star):
-        from . import batched
+        from . import batched  # lazy, as in loss
 
         return batched.over_batch(lambda Wi, Wsi: family_population.loss(Wi, Wsi, part, fam), W, W_star, (),
                                   lambda plan: ())
@@ -267,7 +250,7 @@ def _family_batch(single, W, W_star, shapes, check=None) -> list:
     ``batch + shapes(K, d)[m]``: the very single calls, one by one (:func:`numerics.batched.over_batch`; its
     errors name the instance), their results carried as one flat row per instance and split again.
     ``check(plan)`` may refuse the batch before any work."""
-    from . import batched
+    from . import batched  # lazy, as in loss
 
     def flat_single(Wi, Wsi):
         return np.concatenate([np.ravel(r) for r in single(Wi, Wsi)])
@@ -289,10 +272,9 @@ def _family_batch(single, W, W_star, shapes, check=None) -> list:
 
 def _in_callers_type(W, W_star, arrays) -> list:
     """NumPy results as arrays of the caller's namespace, dtype and device (the tensors among ``W``, ``W_star``)."""
-    from . import backend
+    from . import backend  # lazy, as in loss: only tensor callers get here
 
-    xp, Wt, _ = backend._operands(W, W_star)
-    return [xp.asarray(o, dtype=Wt.dtype, device=backend._device(Wt)) for o in arrays]
+    return backend.in_callers_type(W, W_star, arrays)
 
 
 def _family_hessian(W, W_star, part, field, fam):
@@ -371,13 +353,14 @@ def gradient(W, W_star, part: str, field: str, *, a=None, a_star=None, activatio
     if fam is not None:
         return _family_gradient(W, W_star, part, field, fam)
     if wants_backend(W, W_star):
-        from . import backend  # torch tensors (and other array namespaces): results in their type
+        from . import backend  # lazy (~30 ms that `import numerics` need not pay): tensors give tensors
 
         return backend.gradient(W, W_star, part, field)
     if is_batched(W, W_star):
-        from . import batched  # it imports this module: loaded on the first batched call
+        from . import batched  # lazy, as backend: ~3 ms that `import numerics` need not pay
 
-        return batched.gradient(W, W_star, part, field)
+        # the instances batched does not compute together come back to this very function
+        return batched.gradient(W, W_star, part, field, single=gradient)
     W, W_star, k, n2w, n2s = prepare_unscaled(W, W_star)
     out = _gradient(W, W_star, part, field, n2w, n2s)
     if k:
@@ -421,8 +404,8 @@ def _gradient_near_kinks(W, W_star, part, field, n2w, n2s, coef_s, coef_t) -> np
     That is two matrix products, ``B_s @ W + B_t @ W*``, with ``B_s[j, l] = beta_jl / |w_l|``
     off the diagonal, ``B_s[j, j] = half + sum_q s_q alpha_jq / |w_j|`` and
     ``B_t[j, t] = -beta_jt / |w*_t|``.  A student matched to a teacher row ``w*_t``
-    (:func:`_match_candidates`) gets ``half * (w_j - w*_t)`` with the difference formed first plus
-    the cancellation-free rewrite ``rho`` of the pair's own term: near the teacher that difference
+    (:func:`numerics.matching.match_candidates`) gets ``half * (w_j - w*_t)`` with the difference formed
+    first plus the cancellation-free rewrite ``rho`` of the pair's own term: near the teacher that difference
     is the small leading term, and forming it from ``half * w_j - half * w*_t`` would cancel.
 
     Cost: the Gram products ``W W^T``, ``W W*^T`` and the two products above (the four the
@@ -448,7 +431,7 @@ def _gradient_near_kinks(W, W_star, part, field, n2w, n2s, coef_s, coef_t) -> np
         found, near_kinks = job.block(r0, min(K, r0 + step))
         candidates += found
         boundary += near_kinks
-    matched = _match_candidates(candidates, lambda j, t: abs(na[j, 0] - ns[t, 0]) / ns[t, 0])
+    matched = match_candidates(candidates, lambda j, t: abs(na[j, 0] - ns[t, 0]) / ns[t, 0])
     matched_set = set(matched)
     unmatched = np.ones(K)
     smooth = [obj["twin"] or obj for obj in objs]  # near a teacher: the mean-field twin, boundary added below
@@ -611,21 +594,6 @@ def _coefficient(fn, g, fast: bool, kink=None, twin=None) -> np.ndarray:
     return out
 
 
-def _match_candidates(candidates: list, size_gap) -> list:
-    """Greedy one-to-one matching, closest angle first, of candidates ``(theta, j, p, ...)``: the list
-    of matched ``(j, p)`` in that order.  Ties in the angle (e.g. several students exactly on one
-    teacher's ray) go to the smallest relative difference of norms ``size_gap(j, p)`` (the pair whose
-    terms then cancel to nothing; matching another would leave large terms to cancel in floating
-    point), then to the lower ``j``, then ``p``."""
-    used_s, used_t, out = set(), set(), []
-    for theta_jp, j, p, *_ in sorted(candidates, key=lambda c: (c[0], size_gap(c[1], c[2]), c[1], c[2])):
-        if j not in used_s and p not in used_t:
-            used_s.add(j)
-            used_t.add(p)
-            out.append((j, p))
-    return out
-
-
 def hessian(W, W_star, part: str, field: str, *, a=None, a_star=None, activation="relu", cov=None,
             sobolev=_DEFAULT_SOBOLEV, train_output=False) -> np.ndarray:
     """Hessian-type matrix ``(K*d, K*d)`` of ``part``, index ``i*d + k`` (row ``i``, coordinate ``k``).
@@ -649,13 +617,15 @@ def hessian(W, W_star, part: str, field: str, *, a=None, a_star=None, activation
     if fam is not None:
         return _family_hessian(W, W_star, part, field, fam)
     if wants_backend(W, W_star):
-        from . import backend  # torch tensors (and other array namespaces): results in their type
+        from . import backend  # lazy (~30 ms that `import numerics` need not pay): tensors give tensors
 
         return backend.hessian(W, W_star, part, field)
     if is_batched(W, W_star):
-        from . import batched  # it imports this module: loaded on the first batched call
+        from . import batched  # lazy, as backend: ~3 ms that `import numerics` need not pay
 
-        return batched.hessian(W, W_star, part, field)
+        # the instances batched does not compute together come back to this very function; the batch is
+        # checked by this module's memory check (which reads this module's available_memory)
+        return batched.hessian(W, W_star, part, field, single=hessian, check_memory=_check_batch_memory)
     W, W_star, _ = prepare(W, W_star)
     _check_memory(W.shape[0] * W.shape[1], part)
     with np.errstate(over="ignore", invalid="ignore"):  # a result beyond float64 is refused just below

@@ -17,7 +17,7 @@ import pytest
 import sympy as sp
 
 from numerics import _pair_code
-from numerics.compile import PairFunction, pair_function
+from numerics.compile import PairFunction, compile_pair, pair_function
 from theory import codegen
 from theory.expansions import expand
 from theory.symbols import n_a, n_b, psi, theta
@@ -162,7 +162,7 @@ def test_generated_functions_equal_lambdify_bit_for_bit(name):
 
 def test_compile_pair_compiles_any_expression():
     expr = sp.sin(theta) * n_a * n_b / (1 + sp.cos(theta)) ** 2
-    fn = codegen.compile_pair(expr)
+    fn = compile_pair(expr)
     assert isinstance(fn, PairFunction) and fn.expr == expr and fn.name is None
     th = np.array([1e-6, 1.0, np.pi - 1e-3])
     out = fn(np.ones(3), np.ones(3), th, np.pi - th)

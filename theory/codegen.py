@@ -24,7 +24,9 @@ branches (:mod:`numerics.compile` evaluates them):
 * ``closed_sc``: the closed form with ``sin(theta)``, ``cos(theta)``, ``tan(theta)``, ``cot(theta)``
   written through arguments ``S``, ``C``, in ``(n_a, n_b, theta, S, C)``.
 
-:func:`compile_pair` compiles any expression the same way at run time (tests, experiments).
+:func:`compiled_branches` compiles any expression the same way at run time (tests, experiments);
+``numerics.compile.compile_pair`` wraps its result in a ``PairFunction``.  This module imports nothing
+from :mod:`numerics` (theory is the lower layer): it hands numerics plain callables and flags.
 
 Command line: ``python -m theory.codegen [--out PATH] [--check]`` (``--check``: exit 1, writing
 nothing, when the file at ``PATH`` differs from what would be generated).
@@ -91,16 +93,17 @@ def branches(expr: sp.Expr) -> tuple:
     return br, flags
 
 
-@functools.lru_cache(maxsize=None)
-def compile_pair(expr: sp.Expr):
-    """A :class:`numerics.compile.PairFunction` of ``expr``, lambdified now (cached for the process).
+def compiled_branches(expr: sp.Expr) -> dict:
+    """``expr`` lambdified now, as the keyword arguments of a ``numerics.compile.PairFunction``: one
+    callable per branch of :data:`BRANCHES`, one bool per flag of :data:`FLAGS`, and ``symbolic`` (the
+    expression itself).
 
-    The same callables the generated module holds for the expressions of :func:`specification`."""
-    from numerics.compile import PairFunction
-
+    The same callables the generated module holds for the expressions of :func:`specification`.  The
+    SymPy half of run-time compilation: ``numerics.compile.compile_pair`` builds (and caches) the
+    ``PairFunction`` from this dict, so that the dependency runs from numerics down to theory only."""
     expr = sp.sympify(expr)
     br, flags = branches(expr)
-    return PairFunction(**{b: lambdify(*br[b]) for b in BRANCHES}, **flags, symbolic=expr)
+    return {**{b: lambdify(*br[b]) for b in BRANCHES}, **flags, "symbolic": expr}
 
 
 # ----------------------------------------------------------------------------- the objects numerics uses
