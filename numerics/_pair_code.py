@@ -2569,7 +2569,7 @@ OBJECTS = {
 
 SOURCE_SHA256 = {
     'theory/__init__.py': '63c94856f6246962c0633e7f3e33acb6463bb2ccf4a0c6a2eaca4f8a8e2a9582',
-    'theory/activations.py': '0cd8471585e764d846471c80f04a04186c7e3e573eaf97612a75d019d2a71db7',
+    'theory/activations.py': 'ee3d872f00ac92aca079a864dd7808d4b9b99d4e4b99d5ce71b009917b960dec',
     'theory/cache.py': '41732103c8cf6d1742d58d439b10e9f050d5bb5506bc5259b14a55eaf5538ba7',
     'theory/calculus.py': 'c9afaba542fc87ab8990e0a937484803f08108c868a24ab96aa7a9eae96f7d8d',
     'theory/codegen.py': '5fbe6e7da433e4d3fdf52e9602bcd3cc3d2e2a19335236e94e6d2b4ab86c6617',

@@ -190,6 +190,7 @@ def existence_table() -> tuple:
 
 
 # ----------------------------------------------------------------------------- single-node spectra
+@cached  # each objective's spectrum sums these matrices: a report asks for the same ones many times
 def single_node_matrix(member: str, part: str, field: str):
     """The Hessian (``field="true"``) or the Jacobian of the mean field (``"mean"``) of ``part`` for one student
     row ``a`` against one teacher row ``b`` (output weights 1, ``x ~ N(0, I)``), in the e-basis of
