@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from verify import formulas
+from verify import witnesses
 from verify.report import Context, build_and_write, resolve_device, write_atomic
 
 
@@ -38,10 +38,12 @@ def test_formulas_report_identifies_paper_hessians(quick_reports):
 
 
 def test_same_seed_same_json_apart_from_timings(quick_reports, tmp_path):
-    """A rebuild with the fixture's profile and seed writes the fixture's JSON, timings aside."""
+    """A rebuild with the fixture's profile and seed writes the fixture's JSON, timings aside (the witnesses report:
+    Monte-Carlo sampling is where a seed could fail to fix the numbers, and it rebuilds in seconds; each report's
+    own tests check its determinism too)."""
     ctx = Context(out=tmp_path, profile="quick", seed=3, device="cpu", progress=False)
     payloads = []
-    for payload in (build_and_write(formulas, ctx), json.loads((quick_reports / "formulas.json").read_text())):
+    for payload in (build_and_write(witnesses, ctx), json.loads((quick_reports / "witnesses.json").read_text())):
         payload = json.loads(json.dumps(payload))
         payload.pop("files", None)
         for key in ("wall_time_s", "generated_utc", "git_commit", "git_dirty"):
