@@ -138,6 +138,17 @@ def loss(W, W_star, part: str, *, a=None, a_star=None, activation="relu", cov=No
     (``J2 = E||hess_x g - hess_x g*||_F^2 / 2``, for ``relu_power`` only).  ``train_output`` is accepted for
     a signature shared with the other objects (a loss does not depend on it).  The defaults are the
     paper's model and take the code path above unchanged (the same numbers, bit for bit).
+
+    Example (``H = L + J``; a batch of students gives one value each)::
+
+        >>> import numpy as np, numerics
+        >>> rng = np.random.default_rng(0)
+        >>> W, W_star = rng.standard_normal((3, 5)), rng.standard_normal((2, 5))
+        >>> H = numerics.loss(W, W_star, "H")
+        >>> bool(np.isclose(H, numerics.loss(W, W_star, "L") + numerics.loss(W, W_star, "J")))
+        True
+        >>> numerics.loss(np.stack([W, 2 * W]), W_star, "L").shape
+        (2,)
     """
     if _is_erf(activation):
         return _erf_call("loss", W, W_star, part, dict(a=a, a_star=a_star, cov=cov, sobolev=sobolev))
@@ -344,6 +355,18 @@ def gradient(W, W_star, part: str, field: str, *, a=None, a_star=None, activatio
     the mean field and the true gradient differ there); ``train_output=True`` returns ``(grad_W, grad_a)``.
     One instance per call for the family (no batch dimensions); tensors give tensors (computed by the NumPy
     reference; for a differentiable objective use autograd of :func:`loss`).
+
+    Example (for ``L`` the mean field is the true gradient; for ``J`` it is not: the kink's boundary term)::
+
+        >>> import numpy as np, numerics
+        >>> rng = np.random.default_rng(0)
+        >>> W, W_star = rng.standard_normal((3, 5)), rng.standard_normal((2, 5))
+        >>> numerics.gradient(W, W_star, "J", "mean").shape
+        (3, 5)
+        >>> bool(np.allclose(numerics.gradient(W, W_star, "L", "mean"), numerics.gradient(W, W_star, "L", "true")))
+        True
+        >>> bool(np.allclose(numerics.gradient(W, W_star, "J", "mean"), numerics.gradient(W, W_star, "J", "true")))
+        False
     """
     check_field(field, GRADIENT_FIELDS, "gradient")
     if _is_erf(activation):  # smooth: the mean field is the true gradient (theory.erf), one object for both fields
@@ -608,6 +631,15 @@ def hessian(W, W_star, part: str, field: str, *, a=None, a_star=None, activation
     The keywords of the model family as in :func:`loss` (:mod:`numerics.family_hessian`): all three fields,
     over ``concatenate([W.ravel(), a])`` when ``train_output=True``.  One instance per call; tensors give
     tensors.
+
+    Example (the true Hessian is symmetric; the Jacobian of the mean field of ``J`` is not)::
+
+        >>> import numpy as np, numerics
+        >>> rng = np.random.default_rng(0)
+        >>> W, W_star = rng.standard_normal((3, 5)), rng.standard_normal((2, 5))
+        >>> true, mean = numerics.hessian(W, W_star, "H", "true"), numerics.hessian(W, W_star, "J", "mean")
+        >>> true.shape, bool(np.allclose(true, true.T)), bool(np.allclose(mean, mean.T))
+        ((15, 15), True, False)
     """
     check_field(field, HESSIAN_FIELDS, "Hessian")
     if _is_erf(activation):  # smooth: the three fields are one matrix (theory.erf.hessians_coincide)
