@@ -77,8 +77,24 @@ def spectra(M) -> dict:
     _check_finite(M, "M")
     ev = np.linalg.eigvals(M)
     ev = ev[np.argsort(ev.real, kind="stable")]
-    return {"eigenvalues": ev, "symmetric": np.linalg.eigvalsh((M + M.T) / 2),
+    return {"eigenvalues": ev, "symmetric": np.linalg.eigvalsh(_symmetric_part(M)),
             "singular": np.sort(np.linalg.svd(M, compute_uv=False))}
+
+
+def _symmetric_part(M: np.ndarray) -> np.ndarray:
+    """``(M + M^T) / 2`` of a finite matrix, finite.  ``M + M^T`` overflows only where an entry and its mirror
+    add up beyond ~1.8e308 (entries ~1e308: finite input, inside the Guarantees); NumPy warned there, and the inf
+    made the symmetric spectrum NaN (a ``LinAlgError`` or ``ValueError`` for a finite matrix).  Only those entries
+    are recomputed, as ``M/2 + M^T/2``: it cannot overflow (``|a/2 + b/2| <= max(|a|, |b|)``) and is the correctly
+    rounded ``(a + b)/2`` (halving is exact for normal numbers; a subnormal partner's half, off by at most
+    ``2**-1075``, is absorbed by an entry ~1e308).  Every entry whose sum was finite is computed as before, so every
+    result that was finite before is unchanged, bit for bit."""
+    with np.errstate(over="ignore"):
+        S = (M + M.T) / 2
+    overflowed = ~np.isfinite(S)
+    if overflowed.any():
+        S[overflowed] = (M / 2 + M.T / 2)[overflowed]
+    return S
 
 
 def _ratio(lo: float, hi: float, floor: float):

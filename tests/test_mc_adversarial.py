@@ -15,6 +15,11 @@ import torch
 
 from numerics import mc
 
+# Warnings as errors (issue 26, item 6): no NumPy or PyTorch warning may reach a caller of the witness for input
+# inside the README's Guarantees (any finite weights).  The second filter keeps pyproject's (a deprecation inside
+# PyTorch itself).
+pytestmark = pytest.mark.filterwarnings("error", "ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
 PARTS = ("L", "J", "H")
 N = 2_000
 
