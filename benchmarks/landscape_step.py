@@ -82,14 +82,23 @@ def measure(k: int, rounds: int) -> dict:
     return {"k": k, "B": B, "seconds": sec, "per_start": per_start}
 
 
+INVALID_BELOW = 1.0  # a step faster than its floor: the floor's stages were not timed like the step (noise)
+
+
 def findings(rows: list) -> list:
-    """The report's sentences, each computed from the measured ratios (no other input)."""
+    """The report's sentences, each computed from the measured ratios (no other input).  A ratio below
+    INVALID_BELOW means the floor, which the step cannot beat, was mismeasured: no target is called met then."""
     out = []
     for r in rows:
-        met = [f for f, x in r["per_start"].items() if x["ratio"] <= x["target"]]
-        missed = [f for f in r["per_start"] if f not in met]
-        out.append(f"k = {r['k']}: " + ", ".join(f"{f} {x['ratio']:.2f}× its floor (target ≤ {x['target']:g}×)"
-                                                  for f, x in r["per_start"].items())
+        ratios = ", ".join(f"{f} {x['ratio']:.2f}× its floor (target ≤ {x['target']:g}×)"
+                           for f, x in r["per_start"].items())
+        invalid = [f for f, x in r["per_start"].items() if x["ratio"] < INVALID_BELOW]
+        if invalid:
+            out.append(f"k = {r['k']}: {ratios} — not a valid measurement: {', '.join(invalid)} faster than the floor "
+                       "(rerun on a quieter machine).")
+            continue
+        missed = [f for f, x in r["per_start"].items() if x["ratio"] > x["target"]]
+        out.append(f"k = {r['k']}: {ratios}"
                    + (" — every target met." if not missed else f" — missed: {', '.join(missed)}."))
     return out
 
