@@ -39,6 +39,7 @@ import numerics
 from benchmarks import common
 from numerics import mc
 from numerics.validation import PARTS
+from theory.vocabulary import FLOWS
 
 ALPHA = 1e-3
 
@@ -187,7 +188,7 @@ def landscape_steps(dev, B: int, k: int, steps: int) -> dict:
 
     W0 = np.random.default_rng(5).standard_normal((B, k, k)) / np.sqrt(k)
     out = {"B": B, "k": k, "steps": steps}
-    for flow in ("L", "H-mean", "H-true"):
+    for flow in FLOWS:
         run = {"device": lambda: landscape.descend(torch.tensor(W0, device=dev), np.eye(k), flow, lr=0.05,
                                                    max_steps=steps, grad_tol=1e-12),
                "numpy": lambda: landscape.descend(W0, np.eye(k), flow, lr=0.05, max_steps=steps, grad_tol=1e-12)}

@@ -25,6 +25,7 @@ import numerics
 from benchmarks import common
 from numerics import mc
 from numerics.tian import tian_gradient_vectorised
+from theory.vocabulary import FLOWS
 from verify.report import versions
 
 
@@ -334,7 +335,7 @@ def _gpu_lines(out: Path) -> list:
         lines.append(f"| Population gradient descent (`numerics.landscape.descend`), {ls['B']} starts, K = K* = d = "
                      f"{ls['k']}, {ls['steps']} steps: start-steps/s on the GPU / NumPy on its host's CPU | "
                      + "; ".join(f"{f} {ls[f'{f}_device_start_steps_per_s']:.3g} / {ls[f'{f}_numpy_start_steps_per_s']:.3g}"
-                                 for f in ("L", "H-mean", "H-true")) + " |")
+                                 for f in FLOWS) + " |")
     worst = max(a["per_sample_autograd_vs_closed_max_abs"].values())
     tests = r.get("pytest_on_device", {"command": "pytest on the GPU machine", "result": "not recorded"})
     lines += [f"| Per-sample gradients on the GPU: autograd through ∇ₓg against the closed expression | max abs "

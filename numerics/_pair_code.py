@@ -2568,13 +2568,14 @@ OBJECTS = {
 }
 
 SOURCE_SHA256 = {
-    'theory/__init__.py': '63c94856f6246962c0633e7f3e33acb6463bb2ccf4a0c6a2eaca4f8a8e2a9582',
+    'theory/__init__.py': '2f2be760a27442e97a9042121e3ab762699c5bf77771752dbb0f2c9017fd3b17',
     'theory/activations.py': 'ee3d872f00ac92aca079a864dd7808d4b9b99d4e4b99d5ce71b009917b960dec',
     'theory/cache.py': '41732103c8cf6d1742d58d439b10e9f050d5bb5506bc5259b14a55eaf5538ba7',
     'theory/calculus.py': 'c9afaba542fc87ab8990e0a937484803f08108c868a24ab96aa7a9eae96f7d8d',
-    'theory/codegen.py': '5fbe6e7da433e4d3fdf52e9602bcd3cc3d2e2a19335236e94e6d2b4ab86c6617',
+    'theory/codegen.py': '9895943bc51b202c740edaa36d1a0b437c23f938932dc0e1d720e539ec37ca4a',
     'theory/expansions.py': '64564d418809f03528f006d1ee5dcd8cac864c473700773987101dd4f25e5d6f',
     'theory/kernels.py': 'f3ae72007e347bc7e7f3265b4628eb562afd3f466f612ff22f4ca51756d4fd4f',
     'theory/pairs.py': '436cdb0d14b13687d412b8ac935d9c657a2e77c87d13dd327cae93e274debc09',
     'theory/symbols.py': '6ed9dd7523209e314b54eab323aaa3c99a826d12066982ecec877a9df9f8f77f',
+    'theory/vocabulary.py': '42d3e9edc4ff6ce9d6836b1224384e65bfd462de8c4294f7ea528420525f91a4',
 }

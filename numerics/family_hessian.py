@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from theory.vocabulary import HESSIAN_FIELDS
+
 from .compile import generated, pair_function
 from .family import Family
 from .family_population import (_NO_RESCALING, _ORDER, arc_sum, check_part_exists, checked_rows, kernel_matrix,
@@ -44,8 +46,8 @@ def _outer(x, y):
 
 def hessian(W, W_star, part: str, field: str, fam: Family) -> np.ndarray:
     """``(K d, K d)`` (index ``i d + k``), or over ``concatenate([W.ravel(), a])`` when ``fam.train_output``."""
-    if field not in ("true", "mean", "autograd"):
-        raise ValueError(f"field for the Hessian must be one of ('true', 'mean', 'autograd'); got {field!r}")
+    if field not in HESSIAN_FIELDS:
+        raise ValueError(f"field for the Hessian must be one of {HESSIAN_FIELDS}; got {field!r}")
     check_part_exists(part, fam)
     W, W_star = checked_rows(W, W_star)
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # a result beyond float64 is refused below

@@ -32,9 +32,11 @@ from array_api_compat import array_namespace, device
 from scipy.integrate import solve_ivp
 from scipy.optimize import linear_sum_assignment
 
+from theory import vocabulary
+
 from .population import gradient
 
-FLOWS = ("L", "H-mean", "H-true")
+FLOWS = vocabulary.FLOWS
 STOP = 1e-9  # relative distance at which a run that reaches the teacher stops
 RECENTER_DISTANCE = 1e-2  # relative distance below which the state is re-centred on the matched teacher
 LOCK_ANGLE = 1e-5  # radians: a row this close to a teacher ray (either sign) is locked on it (H-true)

@@ -5,9 +5,7 @@ import math
 
 import numpy as np
 
-PARTS = ("L", "J", "H")
-GRADIENT_FIELDS = ("mean", "true")
-HESSIAN_FIELDS = ("true", "mean", "autograd")
+from theory.vocabulary import GRADIENT_FIELDS, HESSIAN_FIELDS, PARTS  # noqa: F401 (re-exported: the API's words)
 
 
 def _nested_any(x, found) -> bool:

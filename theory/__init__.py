@@ -13,12 +13,23 @@ Modules:
 * :mod:`theory.expansions` — series about the degenerate angles (for stable numerics).
 * :mod:`theory.formulas` — LaTeX of every object and the ``formulas`` report section.
 * :mod:`theory.cache` — the one cache of expensive derivations.
+* :mod:`theory.vocabulary` — the words for parts, fields, Hessian kinds and flows (no SymPy).
 
 Fields: ``"mean"`` is ``E_x[grad_W l]`` (autograd's per-sample gradient, averaged), ``"true"``
 is ``grad_W E_x[l]``.  Hessians: ``"true"``, ``"mean"`` (Jacobian of the mean field),
 ``"autograd"`` (expected per-sample autograd Hessian).  See docs/theory.md, sections 4–5.
 """
-from . import calculus, kernels, pairs
-from .symbols import n_a, n_b, psi, theta
+import importlib
 
 __all__ = ["kernels", "calculus", "pairs", "n_a", "n_b", "theta", "psi"]
+_SYMBOLS = ("n_a", "n_b", "theta", "psi")
+
+
+def __getattr__(name: str):
+    """The SymPy modules and symbols load on first use (PEP 562): ``theory.vocabulary`` and the generated
+    numerics import this package without paying for SymPy."""
+    if name in _SYMBOLS:
+        return getattr(importlib.import_module(".symbols", __name__), name)
+    if name in ("calculus", "kernels", "pairs"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

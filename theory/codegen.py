@@ -49,13 +49,12 @@ from . import activations, pairs
 from .calculus import PairVector
 from .expansions import expand
 from .symbols import n_a, n_b, psi, theta
+from .vocabulary import GRADIENT_FIELDS, HESSIAN_FIELDS
 
 COMMAND = "python -m theory.codegen"
 TARGET = Path(__file__).resolve().parent.parent / "numerics" / "_pair_code.py"
 BRANCHES = ("closed", "near_zero", "near_pi", "closed_sc")
 FLAGS = ("finite_at_zero", "finite_at_pi", "vanishes_at_zero", "vanishes_at_pi", "is_zero")
-GRADIENT_FIELDS = ("mean", "true")
-HESSIAN_FIELDS = ("true", "mean", "autograd")
 
 _S, _C = sp.symbols("S C", real=True)
 

@@ -34,11 +34,11 @@ import math
 
 import sympy as sp
 
-from . import pairs, paper
+from . import pairs, paper, vocabulary
 from .cache import cached
 from .symbols import n_a, n_b, theta
 
-FLOWS = ("L", "H-mean", "H-true")
+FLOWS = vocabulary.FLOWS
 
 
 def _check(part: str) -> None:

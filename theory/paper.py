@@ -22,8 +22,7 @@ from . import pairs
 from .cache import cached
 from .calculus import PairMatrix, identity, outer, unit_a, unit_b
 from .symbols import n_a, n_b, theta
-
-HESSIANS = ("true", "mean", "autograd")
+from .vocabulary import HESSIAN_FIELDS as HESSIANS
 
 
 def _paper(k: int) -> PairMatrix:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from . import explicit, pairs
+from . import explicit, pairs, vocabulary
 from .symbols import n_a, n_b, theta
 
-PARTS = ("L", "J", "H")
+PARTS = vocabulary.PARTS
 
 
 def _parts(part):

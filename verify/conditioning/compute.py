@@ -27,10 +27,11 @@ from numerics import mc
 from numerics.finite_differences import fd_jacobian
 from numerics.geometry import pair_geometry
 from theory import spectrum
+from theory.vocabulary import HESSIAN_FIELDS
 
 from ..report import Context, progress
 
-FIELDS = ("true", "mean", "autograd")
+FIELDS = HESSIAN_FIELDS
 DEFS = cond.DEFINITIONS
 DEF_TEXT = {"symmetric": "λmax/λmin of the symmetric part (where positive definite)",
             "singular": "σmax/σmin (singular values)",

@@ -20,6 +20,7 @@ import math
 
 from scipy import stats
 
+from theory.vocabulary import HESSIAN_FIELDS
 from verify.report import fmt
 
 ALPHA = 0.01  # family-wise level of the Monte-Carlo cross-check (Bonferroni)
@@ -39,7 +40,7 @@ def pct(s: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- checks
-def maps_identical(map_summary: dict, fields=("true", "mean", "autograd"), defs=("symmetric", "singular", "real_part")) -> bool:
+def maps_identical(map_summary: dict, fields=HESSIAN_FIELDS, defs=("symmetric", "singular", "real_part")) -> bool:
     """Whether the single-node summaries for ``d = 3`` and every larger ``d`` are identical."""
     first, rest = SAME_DIMS[0], SAME_DIMS[1:]
     return bool(all(map_summary[f"{f}/d={first}/{k}"] == map_summary[f"{f}/d={d}/{k}"]

@@ -8,8 +8,9 @@ import numpy as np
 
 import numerics
 from theory import explicit, formulas, kernels, pairs, paper
+from theory.vocabulary import HESSIAN_FIELDS
 
-FIELDS = ("true", "mean", "autograd")
+FIELDS = HESSIAN_FIELDS
 
 
 def paper_formula_numpy(w: np.ndarray, w_star: np.ndarray, part: str) -> np.ndarray:

@@ -15,13 +15,15 @@ Rules (each a function below, each pure):
 """
 from __future__ import annotations
 
+from theory.vocabulary import HESSIAN_FIELDS
+
 NAME = "formulas"
 COMPONENTWISE_TOL = 1e-25  # the component-wise check runs at 30 significant digits on O(1) entries
 NUMERIC_TOL = 1e-9  # float64 closed forms of O(1) entries agree to ~1e-12; other objects differ by O(0.1)
 SPECTRA_TOL = 1e-9  # eigenvalue curves closer than this (relative to 1 + largest |eigenvalue|) coincide
 PAPER_DOMAIN = "θ ∈ (0, π)"  # where the typed-in formulas are defined: α has sin θ in its denominator
 FORMULAS = ("L", "H")
-HESSIANS = ("true", "mean", "autograd")
+HESSIANS = HESSIAN_FIELDS
 HESSIAN_NAMES = {"true": "Hessian of the population loss", "mean": "Jacobian of the mean field",
                  "autograd": "expected per-sample autograd Hessian"}
 OBJECT_NAMES = {"true": "Hessian of the population", "mean": "Jacobian of the mean field of",

@@ -397,7 +397,7 @@ def far_start_sentence(data: dict) -> str:
     if not way:
         return text + "."
     Ks = sorted({r["K"] for r in way})
-    by_flow = ", ".join(f"{fl}: {sum(r['flow'] == fl for r in way)}" for fl in ("L", "H-mean", "H-true")
+    by_flow = ", ".join(f"{fl}: {sum(r['flow'] == fl for r in way)}" for fl in FLOWS
                         if any(r["flow"] == fl for r in way))
     slow = [r["predicted_rate"] for r in way if r["flow"] == "L"]
     return (text + f", but {len(way)} of the {3 * n_far} far runs ({by_flow}; K ∈ {{{', '.join(map(str, Ks))}}}) "
