@@ -2576,6 +2576,6 @@ SOURCE_SHA256 = {
     'theory/expansions.py': '64564d418809f03528f006d1ee5dcd8cac864c473700773987101dd4f25e5d6f',
     'theory/kernels.py': 'f3ae72007e347bc7e7f3265b4628eb562afd3f466f612ff22f4ca51756d4fd4f',
     'theory/pairs.py': '436cdb0d14b13687d412b8ac935d9c657a2e77c87d13dd327cae93e274debc09',
-    'theory/symbols.py': '6ed9dd7523209e314b54eab323aaa3c99a826d12066982ecec877a9df9f8f77f',
+    'theory/symbols.py': 'e8f076620129a4ea15b8bcb3646ba25825488e58e79d728ce56b68e64347bd43',
     'theory/vocabulary.py': '42d3e9edc4ff6ce9d6836b1224384e65bfd462de8c4294f7ea528420525f91a4',
 }

@@ -5,8 +5,7 @@ With ``Z = [w_1..w_K, w*_1..w*_K*]`` and signs ``s = (+1,..,+1, -1,..,-1)``:
     F(W) = 1/2 sum_{p,q} s_p s_q f(z_p, z_q)          (f = loss kernel of L or J; H = L + J)
 
 since ``g(x;W) - g(x;W*) = sum_p s_p sigma(z_p.x)`` and ``grad_x g - grad_x g* =
-sum_p s_p 1{z_p.x>0} z_p``.  :func:`loss_invariants` writes ``F`` in the norms ``n_p`` and
-angles ``theta_pq``; :func:`loss_explicit` in the coordinates of the rows (for
+sum_p s_p 1{z_p.x>0} z_p``.  :func:`loss_explicit` writes ``F`` in the coordinates of the rows (for
 differentiation in small ``d``); :func:`mean_field_explicit` the mean field as the sum of
 the pair mean-field terms.
 """
@@ -28,21 +27,6 @@ def _parts(part):
 
 def signs(K: int, K_star: int) -> list:
     return [1] * K + [-1] * K_star
-
-
-def loss_invariants(K: int, K_star: int, part: str) -> tuple:
-    """``(F, norms, angles)``: ``F`` in symbols ``n_p`` (norms) and ``theta_p_q`` (``p < q``)."""
-    P = K + K_star
-    norms = sp.symbols(f"n_0:{P}", positive=True)
-    angles = {(p, q): sp.Symbol(f"theta_{p}_{q}", positive=True) for p in range(P) for q in range(p + 1, P)}
-    s = signs(K, K_star)
-    total = sp.Integer(0)
-    for sub in _parts(part):
-        f = pairs.loss_kernel(sub)
-        total += sum(pairs.self_loss_kernel(sub).subs(n_a, norms[p]) for p in range(P)) / 2
-        for (p, q), t in angles.items():
-            total += s[p] * s[q] * f.subs({n_a: norms[p], n_b: norms[q], theta: t})
-    return total, norms, angles
 
 
 def rows(K: int, K_star: int, d: int) -> tuple:

@@ -16,5 +16,3 @@ theta = sp.Symbol("theta", positive=True)
 psi = sp.Symbol("psi", positive=True)
 r = sp.Symbol("r", nonnegative=True)
 phi = sp.Symbol("phi", real=True)
-
-PAIR_ARGS = (n_a, n_b, theta)
