@@ -7,6 +7,7 @@ lies on one side of the boundary; otherwise the case is *undecided*.  A perturba
 changes a decision only when an interval end sits at the boundary, not when a median does.
 
 * :func:`t_interval` -- the two-sided Student-t interval of the mean of per-seed values;
+* :func:`log_ratio_interval` -- that interval for the per-seed log ratio of two paired arms;
 * :func:`per_interval_level` -- Bonferroni: the level each of ``m`` intervals needs so that they hold
   jointly at a stated family-wise level;
 * :func:`position` -- where an interval lies against a boundary.
@@ -38,6 +39,17 @@ def t_interval(values, level: float) -> dict | None:
     mean = float(np.mean(x))
     half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * np.std(x, ddof=1) / math.sqrt(x.size))
     return {"mean": mean, "low": mean - half, "high": mean + half, "level": level, "n": int(x.size)}
+
+
+def log_ratio_interval(num: list, den: list, level: float) -> dict | None:
+    """:func:`t_interval` of the per-seed ``log(num / den)`` (paired by seed), with those log ratios
+    (``log_ratios``); ``None`` when the lists differ in length, a run did not end finite and positive, or
+    fewer than 2 seeds."""
+    if len(num) != len(den) or any(v is None or not v > 0 for v in [*num, *den]):
+        return None
+    logs = np.log(np.asarray(num, dtype=float) / np.asarray(den, dtype=float)).tolist()
+    interval = t_interval(logs, level)
+    return None if interval is None else {"log_ratios": logs, **interval}
 
 
 def position(interval: dict | None, boundary: float) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..intervals import FAMILY_LEVEL, per_interval_level, position, t_interval
+from ..intervals import FAMILY_LEVEL, log_ratio_interval, per_interval_level, position, t_interval
 from ..report import fmt
 from .settings import (ACKLEY_THRESHOLDS, ACKLEY_VARIANTS, ARCH_MODELS, ARCH_VARIANTS, HD_VARIANTS,
                        PAPER_THRESHOLDS)
@@ -243,14 +243,6 @@ def stalled_runs(arch: dict, model: str = "SIREN") -> tuple:
                 total += 1
                 stalled += start is not None and (final is None or final >= STALL_FRACTION * start)
     return stalled, total
-
-
-def log_ratio_interval(num: list, den: list, level: float) -> dict | None:
-    """Student-t ``level`` interval of the mean per-seed ``log(num / den)`` (paired by seed); ``None`` when a run
-    did not end finite and positive, or fewer than 2 seeds."""
-    if len(num) != len(den) or any(v is None or not v > 0 for v in [*num, *den]):
-        return None
-    return t_interval([math.log(a / b) for a, b in zip(num, den)], level)
 
 
 def judge_architectures(arch: dict, family_level: float = FAMILY_LEVEL) -> dict:

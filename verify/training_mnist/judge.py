@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
-from ..intervals import t_interval
+from .. import intervals
 from ..report import fmt
 from .settings import LEVEL, PAPER
 
@@ -25,12 +24,10 @@ RULE = (f"**Claim 7 on MNIST** (rule `mnist_verdict`): for each seed the log rat
 
 
 def log_ratio_interval(sobolev: list, mse: list, level: float = LEVEL) -> dict | None:
-    """Per-seed ``log(sobolev / mse)``, its mean and Student-t interval (:func:`verify.intervals.t_interval`), and the
-    seeds Sobolev won; ``None`` when a run is missing or not finite or fewer than 2 seeds (no interval)."""
-    if len(sobolev) != len(mse) or len(mse) < 2 or any(v is None or not v > 0 for v in [*sobolev, *mse]):
-        return None
-    logs = np.log(np.asarray(sobolev, float) / np.asarray(mse, float))
-    return {"log_ratios": logs.tolist(), **t_interval(logs, level), "sobolev_lower": int(np.sum(logs < 0))}
+    """Per-seed ``log(sobolev / mse)``, its mean and Student-t interval (:func:`verify.intervals.log_ratio_interval`),
+    and the seeds Sobolev won; ``None`` when a run is missing or not finite or fewer than 2 seeds (no interval)."""
+    interval = intervals.log_ratio_interval(sobolev, mse, level)
+    return None if interval is None else {**interval, "sobolev_lower": sum(r < 0 for r in interval["log_ratios"])}
 
 
 def worse_than_input(summary: dict) -> dict:
